@@ -1,0 +1,87 @@
+"""The metric contract: the families every tracked job exposes, as data.
+
+These names are public API (dashboards, alert rules and users' queries depend on them).
+`jobcorr.metrics` renders them and `jobcorr.check` verifies a live endpoint against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One metric family as exposed: its name without `_total`, its type and its labels."""
+
+    name: str
+    type: str
+    labels: tuple[str, ...]
+    help: str
+
+    @property
+    def exposed_name(self) -> str:
+        """The sample name a user queries (`_total` for counters)."""
+        return f"{self.name}_total" if self.type == "counter" else self.name
+
+
+JOB = ("job",)
+
+EXECUTIONS = FamilySpec(
+    "bg_job_executions", "counter", JOB, "Finished runs of a background job, any outcome."
+)
+DURATION = FamilySpec(
+    "bg_job_duration_seconds", "histogram", JOB, "Wall time of background job runs."
+)
+FAILURES = FamilySpec("bg_job_failures", "counter", JOB, "Background job runs that raised.")
+SKIPPED = FamilySpec(
+    "bg_job_skipped", "counter", JOB, "Ticks skipped because the previous run was still going."
+)
+IN_PROGRESS = FamilySpec("bg_job_in_progress", "gauge", JOB, "Runs of a background job active now.")
+LAST_START = FamilySpec(
+    "bg_job_last_start_timestamp_seconds", "gauge", JOB, "Unix time of the last start of a job."
+)
+LAST_SUCCESS = FamilySpec(
+    "bg_job_last_success_timestamp_seconds", "gauge", JOB, "Unix time of the last successful run."
+)
+LAST_DURATION = FamilySpec(
+    "bg_job_last_duration_seconds", "gauge", JOB, "Wall time of the last finished run of a job."
+)
+CPU = FamilySpec("bg_job_cpu_seconds", "counter", JOB, "CPU time spent by runs of a job.")
+PEAK_RSS = FamilySpec(
+    "bg_job_peak_rss_bytes", "gauge", JOB, "Peak resident memory seen during the last run of a job."
+)
+LOG_RECORDS = FamilySpec(
+    "bg_log_records",
+    "counter",
+    ("job", "level"),
+    "Log records emitted, by the job that emitted them.",
+)
+GC_PAUSE = FamilySpec(
+    "python_gc_pause_seconds",
+    "histogram",
+    ("generation",),
+    "Time the garbage collector paused the process.",
+)
+
+JOB_FAMILIES: tuple[FamilySpec, ...] = (
+    EXECUTIONS,
+    DURATION,
+    FAILURES,
+    SKIPPED,
+    IN_PROGRESS,
+    LAST_START,
+    LAST_SUCCESS,
+    LAST_DURATION,
+    CPU,
+    PEAK_RSS,
+)
+"""Families rendered by `jobcorr.metrics.JobMetrics`, one series per job."""
+
+CONTRACT: tuple[FamilySpec, ...] = (*JOB_FAMILIES, LOG_RECORDS, GC_PAUSE)
+"""Everything a service instrumented with jobcorr exposes beyond prometheus_client's own."""
+
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""`bg_job_duration_seconds` buckets: 5 ms to 1 h, so that p95 means something for hourly jobs."""

@@ -1,0 +1,261 @@
+"""One run's life: `track()` and `@job`, the run handle, run records and their listeners.
+
+    >>> import jobcorr
+    >>> with jobcorr.track("clickhouse_sync") as run:
+    ...     run.add("player_metrics", 50_000)
+
+    >>> @jobcorr.job("ranking_calc")
+    ... def recalculate() -> None:
+    ...     ...
+
+Each run updates the contract's job families (see `jobcorr.contract`) and, when it ends,
+hands a `RunRecord` to every listener added with `add_run_listener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
+
+from prometheus_client import CollectorRegistry
+
+from jobcorr.metrics import JobMetrics, job_metrics
+from jobcorr.names import check_name
+from jobcorr.rss import RssSampler, Watch
+
+Status = Literal["success", "failure", "cancelled"]
+
+_log = logging.getLogger(__name__)
+_sampler = RssSampler()
+_current: ContextVar[Run | None] = ContextVar("jobcorr_current_run", default=None)
+_listeners: list[Callable[[RunRecord], None]] = []
+_listeners_lock = threading.Lock()
+
+
+class Cancelled(Exception):
+    """Raise inside a run to end it as `cancelled` (shutdown), not as a failure."""
+
+
+_CANCELLED = (Cancelled, asyncio.CancelledError, KeyboardInterrupt, SystemExit)
+
+
+def _new_prefix() -> str:
+    return os.urandom(6).hex()
+
+
+class _RunIds:
+    """Short, process-unique run ids (`<random prefix>-<counter>`); cheaper than uuid4."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = _new_prefix() + "-"
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+_run_ids = _RunIds()
+
+
+class RunRecord(NamedTuple):
+    """What one finished run did. Times are unix seconds; memory is in bytes."""
+
+    run_id: str
+    job: str
+    started_at: float
+    ended_at: float
+    status: Status
+    error_type: str | None
+    error_message: str | None
+    cpu_seconds: float
+    peak_rss_bytes: int
+    rss_at_start: int
+    rss_at_end: int
+    volumes: dict[str, float]
+
+    @property
+    def duration(self) -> float:
+        return self.ended_at - self.started_at
+
+
+class Run(Watch):
+    """A run in progress: the handle `track()` gives to the job.
+
+    `run.add(name, amount)` says what the run processed; the figures end up in its
+    `RunRecord.volumes`. Use it as a context manager (`with track(...) as run`); a Run
+    is entered once.
+
+    CPU time is the thread CPU time of the thread that entered the run, between enter and
+    exit. For a run in a coroutine that is the event loop's thread, so it includes whatever
+    else the loop ran while the job was awaiting: an upper bound for async jobs.
+    Peak memory: see `jobcorr.rss`.
+    """
+
+    __slots__ = (
+        "_cpu_start",
+        "_metrics",
+        "_perf_start",
+        "_token",
+        "job",
+        "run_id",
+        "started_at",
+        "volumes",
+    )
+
+    def __init__(self, job: str, metrics: JobMetrics) -> None:
+        # The remaining slots are set by __enter__: a Run is built on every job's path.
+        self.job = job
+        self.run_id = ""
+        self.volumes: dict[str, float] = {}
+        self._metrics = metrics
+
+    def add(self, name: str, amount: float = 1) -> None:
+        """Record that this run processed `amount` more of `name` (e.g. records, servers)."""
+        volumes = self.volumes
+        if name in volumes:
+            volumes[name] += amount
+        else:
+            volumes[check_name("volume", name)] = amount
+
+    def __enter__(self) -> Run:
+        if self.run_id:
+            raise RuntimeError(f"run {self.run_id} of job {self.job!r} was already entered")
+        self.run_id = _run_ids.next()
+        self.started_at = time.time()
+        self._metrics.run_started(self)
+        _sampler.begin(self)
+        self._token: Token[Run | None] = _current.set(self)
+        self._cpu_start = time.thread_time()
+        self._perf_start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        duration = time.perf_counter() - self._perf_start
+        cpu_seconds = time.thread_time() - self._cpu_start
+        _current.reset(self._token)
+        rss_start, peak, rss_end = _sampler.end(self)
+        status: Status
+        if exc is None:
+            status = "success"
+        elif isinstance(exc, _CANCELLED):
+            status = "cancelled"
+        else:
+            status = "failure"
+        self._metrics.run_finished(self, duration, cpu_seconds, peak, status)
+        if _listeners:
+            _notify(
+                RunRecord(
+                    self.run_id,
+                    self.job,
+                    self.started_at,
+                    self.started_at + duration,
+                    status,
+                    None if exc_type is None else exc_type.__qualname__,
+                    None if exc is None else str(exc),
+                    cpu_seconds,
+                    peak,
+                    rss_start,
+                    rss_end,
+                    self.volumes,
+                )
+            )
+
+
+def track(job: str, *, registry: CollectorRegistry | None = None) -> Run:
+    """Track one run of `job`; use as `with jobcorr.track("clickhouse_sync") as run:`.
+
+    The exception of a failing body propagates unchanged after the run is recorded.
+    `registry` defaults to prometheus_client's default registry.
+    """
+    check_name("job", job)
+    return Run(job, job_metrics(registry))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def job(
+    name: str, *, registry: CollectorRegistry | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function (sync or async) so that every call is a tracked run of `name`.
+
+    >>> @job("gamification")
+    ... async def award() -> None:
+    ...     ...
+    """
+    check_name("job", name)
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with track(name, registry=registry):
+                    return await fn(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def run_sync(*args: P.args, **kwargs: P.kwargs) -> R:
+            with track(name, registry=registry):
+                return fn(*args, **kwargs)
+
+        return run_sync
+
+    return decorate
+
+
+def current_run() -> Run | None:
+    """The run active in this context (thread or task), if any."""
+    return _current.get()
+
+
+def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> None:
+    """Count a scheduler tick skipped because the previous run of `job` was still going."""
+    job_metrics(registry).run_skipped(check_name("job", job))
+
+
+def add_run_listener(listener: Callable[[RunRecord], None]) -> Callable[[], None]:
+    """Call `listener(record)` after every finished run, in the run's thread; returns a remover.
+
+    Keep listeners fast (queue the record, write elsewhere): they run on the job's path.
+    A listener that raises is logged and never fails the run.
+    """
+    with _listeners_lock:
+        _listeners.append(listener)
+
+    def remove() -> None:
+        with _listeners_lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return remove
+
+
+def _notify(record: RunRecord) -> None:
+    for listener in tuple(_listeners):
+        try:
+            listener(record)
+        except Exception:
+            _log.exception("run listener %r failed for run %s", listener, record.run_id)

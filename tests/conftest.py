@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import jobcorr
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def records() -> Iterator[list[jobcorr.RunRecord]]:
+    """Every RunRecord finished while the test runs."""
+    collected: list[jobcorr.RunRecord] = []
+    remove = jobcorr.add_run_listener(collected.append)
+    yield collected
+    remove()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging_and_gc_hooks() -> Iterator[None]:
+    """Tests register runtime metrics on fresh registries; undo their global hooks after each."""
+    import gc
+    import logging
+
+    root = logging.getLogger()
+    handlers, level, callbacks = list(root.handlers), root.level, list(gc.callbacks)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    gc.callbacks[:] = callbacks

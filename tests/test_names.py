@@ -1,0 +1,43 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jobcorr
+from jobcorr.names import NAME_RULE, check_name
+
+
+@pytest.mark.parametrize("name", ["a", "clickhouse_sync", "job2", "x" * 63])
+def test_accepts_identifiers(name: str) -> None:
+    assert check_name("job", name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Sync", "2fast", "_private", "has-dash", "has space", "x" * 64, "ünï", "a\n"]
+)
+def test_refuses_anything_else_and_quotes_the_rule(name: str) -> None:
+    with pytest.raises(ValueError, match=r"must match \^\[a-z\]") as error:
+        check_name("job", name)
+    assert NAME_RULE in str(error.value)
+
+
+def test_track_job_and_volume_names_are_validated(registry) -> None:
+    with pytest.raises(ValueError, match="job name 'Bad Job'"):
+        jobcorr.track("Bad Job", registry=registry)
+    with pytest.raises(ValueError, match="job name"):
+        jobcorr.job("bad/job")
+    with pytest.raises(ValueError, match="volume name 'player metrics'"):  # noqa: SIM117
+        with jobcorr.track("good_job", registry=registry) as run:
+            run.add("player metrics", 1)
+
+
+@given(st.text(max_size=80))
+def test_only_names_matching_the_rule_pass(text: str) -> None:
+    import re
+
+    valid = re.fullmatch(r"[a-z][a-z0-9_]{0,62}", text) is not None
+    try:
+        check_name("job", text)
+    except ValueError:
+        assert not valid
+    else:
+        assert valid
