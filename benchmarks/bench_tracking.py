@@ -4,8 +4,9 @@ Both sides run in this process, interleaved in rounds, and the ratio of their me
 printed: absolute times drift on shared machines, the ratio much less.
 
 jobcorr's side does everything a real run does: every contract family, the peak-memory
-watch and a RunRecord handed to a listener that queues it (as the embedded store does). The baseline is what a careful user writes by
-hand with prometheus_client: an in-progress gauge, `Histogram.time()` and `Counter.inc()`.
+watch and a RunRecord handed to a listener that queues it (as the embedded store does).
+The baseline is what a careful user writes by hand with prometheus_client: an in-progress
+gauge, `Histogram.time()` and `Counter.inc()`.
 
     python benchmarks/bench_tracking.py [--runs 200000] [--rounds 7]
 """

@@ -75,7 +75,23 @@ def serve_metrics(
     return MetricsServer(host, httpd.server_port, httpd, thread)
 
 
-def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
-    """An ASGI app serving `registry`, to mount at /metrics: `Mount("/metrics", app)`."""
-    app: ASGIApp = make_asgi_app(_prepare(registry))
-    return app
+class MetricsApp:
+    """An ASGI app serving one registry. It is a callable object, not a function, so that
+    Starlette routes it as an ASGI app: `Route("/metrics", jobcorr.metrics_app())` serves
+    exactly /metrics, with no redirect to /metrics/."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._app: ASGIApp = make_asgi_app(registry)
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        await self._app(scope, receive, send)
+
+
+def metrics_app(registry: CollectorRegistry | None = None) -> MetricsApp:
+    """An ASGI app serving `registry` (default: prometheus_client's) in either format."""
+    return MetricsApp(_prepare(registry))

@@ -231,6 +231,19 @@ def current_run() -> Run | None:
     return _current.get()
 
 
+def add_volume(name: str, amount: float = 1) -> None:
+    """`run.add(name, amount)` on the run active in this context; nothing outside runs.
+
+    For code deep inside a job (a scheduler integration started the run) that should not
+    have to pass the run handle around.
+    """
+    run = _current.get()
+    if run is not None:
+        run.add(name, amount)
+    else:
+        check_name("volume", name)
+
+
 def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> None:
     """Count a scheduler tick skipped because the previous run of `job` was still going."""
     job_metrics(registry).run_skipped(check_name("job", job))

@@ -1,0 +1,150 @@
+"""The bf42-stats service: four scheduled jobs, /metrics and /healthz on one port.
+
+service = Service(settings)
+app = create_app(service)      # starts the jobs on startup, stops them on shutdown
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import REGISTRY, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import jobcorr
+from bf42stats.clickhouse import open_clickhouse
+from bf42stats.config import Settings
+from bf42stats.feed.client import FeedClient
+from bf42stats.jobs import JobContext
+from bf42stats.jobs.clickhouse_sync import sync_clickhouse
+from bf42stats.jobs.gamification import award_achievements
+from bf42stats.jobs.ranking_calc import calculate_rankings
+from bf42stats.jobs.stats_collection import collect_stats
+from bf42stats.metrics import service_metrics
+from jobcorr.integrations.apscheduler import instrument
+
+_log = logging.getLogger(__name__)
+FIRST_RUN_STAGGER_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    run: Callable[[JobContext], None]
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec("stats_collection", collect_stats),
+    JobSpec("clickhouse_sync", sync_clickhouse),
+    JobSpec("ranking_calc", calculate_rankings),
+    JobSpec("gamification", award_achievements),
+)
+
+
+class Service:
+    """The jobs and their stores. `start()` schedules them; `stop()` lets in-flight runs
+    finish (or end as cancelled at their next batch) within the shutdown timeout."""
+
+    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = REGISTRY if registry is None else registry
+        self.metrics = service_metrics(self.registry)
+        self.scheduler: BackgroundScheduler | None = None
+        self.context: JobContext | None = None
+
+    def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.context = JobContext(
+            db_path=settings.data_dir / "bf42stats.sqlite3",
+            clickhouse=open_clickhouse(settings.clickhouse_url, settings.data_dir),
+            feed=FeedClient(settings.feed_url),
+            metrics=self.metrics,
+            batch_size=settings.sync_batch_size,
+            session_timeout=settings.session_timeout,
+        )
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(len(JOBS))},
+            job_defaults={"coalesce": True, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        now = time.time()
+        for index, spec in enumerate(JOBS):
+            if spec.name == "gamification" and not settings.enable_gamification:
+                continue
+            scheduler.add_job(
+                spec.run,
+                IntervalTrigger(seconds=settings.interval(spec.name)),
+                args=(self.context,),
+                id=spec.name,
+                next_run_time=_utc(now + index * FIRST_RUN_STAGGER_SECONDS),
+            )
+        instrument(scheduler, registry=self.registry)
+        scheduler.start()
+        self.scheduler = scheduler
+        _log.info("started jobs %s", [job.id for job in scheduler.get_jobs()])
+
+    def stop(self) -> bool:
+        """Stop the jobs; True if every in-flight run ended within the shutdown timeout."""
+        if self.scheduler is None or self.context is None:
+            return True
+        context, scheduler = self.context, self.scheduler
+        context.stop.set()
+        waiter = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True})
+        waiter.start()
+        waiter.join(self.settings.shutdown_timeout)
+        finished = not waiter.is_alive()
+        if finished:
+            context.clickhouse.close()
+            context.feed.close()
+        else:
+            _log.error(
+                "in-flight runs did not finish within %ss; exiting without waiting",
+                self.settings.shutdown_timeout,
+            )
+        self.scheduler = None
+        return finished
+
+    def healthy(self) -> bool:
+        return self.scheduler is not None and self.scheduler.running
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def create_app(service: Service) -> Starlette:
+    """/metrics (the registry, both exposition formats) and /healthz, with the jobs' lifespan."""
+
+    async def healthz(request: Request) -> JSONResponse:
+        if service.healthy():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "stopped"}, status_code=503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/metrics", jobcorr.metrics_app(service.registry)),
+        ],
+        lifespan=lifespan,
+    )
