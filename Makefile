@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_tracking.py
+	$(PY) benchmarks/bench_sync.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

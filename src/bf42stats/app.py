@@ -109,6 +109,7 @@ class Service:
         if finished:
             context.clickhouse.close()
             context.feed.close()
+            _log.info("stopped: every in-flight run finished")
         else:
             _log.error(
                 "in-flight runs did not finish within %ss; exiting without waiting",
