@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 import jobcorr
+from support import free_port
 
 
 def jobcorr_check(*args: str) -> subprocess.CompletedProcess[str]:
@@ -63,12 +63,6 @@ def test_wrong_types_labels_and_missing_families_are_reported_family_by_family()
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_an_unreachable_endpoint_exits_2_with_the_reason() -> None:

@@ -20,7 +20,9 @@ def collections_by_generation() -> dict[int, int]:
 
 
 def delta(after: dict[int, int], before: dict[int, int]) -> dict[int, int]:
-    return {gen: after.get(gen, 0) - before.get(gen, 0) for gen in after}
+    """Collections per generation between two readings; generations with none left out."""
+    changes = {gen: after.get(gen, 0) - before.get(gen, 0) for gen in {*after, *before}}
+    return {gen: change for gen, change in changes.items() if change}
 
 
 def test_gc_pause_histogram_counts_forced_collections(registry) -> None:

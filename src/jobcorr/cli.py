@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -59,6 +60,28 @@ def _print_reports(reports: Sequence[FamilyReport], console: Console) -> None:
     console.print(f"{len(reports) - wrong} of {len(reports)} families as the contract says.")
 
 
+def _export(args: argparse.Namespace, console: Console) -> int:
+    from jobcorr.artifacts import load_description, write_all
+    from jobcorr.artifacts.export import stale
+
+    try:
+        description = load_description(args.description)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_UNREADABLE
+    kinds = None if args.kind == "all" else [args.kind]
+    if args.check:
+        outdated = stale(description, args.out)
+        for relative in outdated:
+            console.print(f"[red]out of date:[/red] {args.out / relative}")
+        if outdated:
+            console.print("run `jobcorr export all --out DIR` and commit the result")
+        return EXIT_WRONG if outdated else EXIT_OK
+    for path in write_all(description, args.out, kinds):
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobcorr",
@@ -87,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_check)
+
+    from jobcorr.artifacts.export import ARTIFACTS
+
+    export = commands.add_parser(
+        "export",
+        help="generate Grafana dashboards, Prometheus rules and Kubernetes manifests",
+        description=(
+            "Generate the fleet artifacts from one jobcorr Description: Grafana dashboards "
+            "(grafana), Prometheus alert rules and their promtool tests (rules), Kubernetes "
+            "manifests (kubernetes) and a plain scrape config (scrape-config)."
+        ),
+        epilog="example: jobcorr export all --out deploy/   (the description comes from "
+        "[tool.jobcorr] description in ./pyproject.toml unless --description is given)",
+    )
+    export.add_argument("kind", choices=["all", *ARTIFACTS], help="what to generate")
+    export.add_argument("--out", type=Path, required=True, help="output directory, e.g. deploy/")
+    export.add_argument(
+        "--description", metavar="MODULE:ATTRIBUTE", help="e.g. bf42stats.deploy:DESCRIPTION"
+    )
+    export.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if any file under --out differs from what would be written",
+    )
+    export.set_defaults(handler=_export)
     return parser
 
 

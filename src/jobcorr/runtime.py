@@ -30,7 +30,7 @@ from prometheus_client import (
     GCCollector,
     ProcessCollector,
 )
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobcorr import contract
@@ -96,6 +96,13 @@ class GCPauseCollector(Collector):
         yield family
 
 
+class ThreadCountCollector(Collector):
+    """`python_threads`: live threads in this process (`threading.active_count()`)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("python_threads", "Live Python threads.", threading.active_count())
+
+
 class LogRecordCounter(logging.Handler):
     """A logging handler that counts records by the job that emitted them and their level.
 
@@ -146,6 +153,7 @@ def register_runtime_metrics(
                 GCCollector(registry=target)
             gc_pauses = GCPauseCollector()
             target.register(gc_pauses)
+            target.register(ThreadCountCollector())
             gc_pauses.install()
             runtime = _installed[target] = _Runtime(gc_pauses, LogRecordCounter(target))
         (logger or logging.getLogger()).addHandler(runtime.log_counter)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,25 +17,9 @@ import jobcorr
 from bf42stats.config import ConfigError, load_settings
 from bf42stats.jobs.clickhouse_sync import sync_clickhouse
 from bf42stats.jobs.stats_collection import collect_stats
+from support import bf42_stats, free_port
 
 JOBS = ("stats_collection", "clickhouse_sync", "ranking_calc", "gamification")
-
-
-def bf42_stats(*args: str, env: dict[str, str] | None = None, **kwargs):
-    return subprocess.Popen(
-        [sys.executable, "-m", "bf42stats.cli", *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ size, never by the backlog.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from contextlib import closing
@@ -20,6 +21,7 @@ from bf42stats import db
 from bf42stats.jobs import JobContext
 
 ROUND_PARTICIPANTS_ESTIMATE = 64
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def sync_clickhouse(ctx: JobContext) -> None:
         for operation in OPERATIONS:
             started = time.perf_counter()
             try:
-                sync_operation(ctx, conn, operation)
+                synced = sync_operation(ctx, conn, operation)
+                _log.info("synced %d %s rows to ClickHouse", synced, operation.name)
             finally:
                 ctx.metrics.sync_duration.labels(operation.name).observe(
                     time.perf_counter() - started

@@ -11,6 +11,7 @@ a failure at any point is retried without awarding twice.
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import closing
 
 import jobcorr
@@ -21,6 +22,7 @@ STREAKS = (5, 10, 20)
 MILESTONES = (100, 500, 1000)
 MAX_ROUNDS_PER_RUN = 5_000
 WATERMARK = "gamification"
+_log = logging.getLogger(__name__)
 
 
 def earned(kills: int, deaths: int) -> list[str]:
@@ -40,6 +42,7 @@ def award_achievements(ctx: JobContext) -> None:
             f" ORDER BY closed_seq LIMIT {MAX_ROUNDS_PER_RUN})) ORDER BY closed_seq, player_name"
         )
         if not rounds:
+            _log.info("no newly synced rounds")
             return
         new_mark = max(int(row[1]) for row in rounds)
         candidates: dict[tuple[str, str], int] = {}
@@ -78,3 +81,4 @@ def award_achievements(ctx: JobContext) -> None:
             db.set_watermark(conn, WATERMARK, new_mark, now)
     jobcorr.add_volume("rounds_scanned", len({row[0] for row in rounds}))
     jobcorr.add_volume("achievements_awarded", len(new))
+    _log.info("awarded %d achievements over %d rounds", len(new), len({r[0] for r in rounds}))

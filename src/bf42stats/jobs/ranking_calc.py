@@ -7,12 +7,15 @@ so a reader sees either the previous ranking or the new one.
 
 from __future__ import annotations
 
+import logging
 from contextlib import closing
 from datetime import UTC, datetime
 
 import jobcorr
 from bf42stats import db
 from bf42stats.jobs import JobContext
+
+_log = logging.getLogger(__name__)
 
 _RANK = """
 INSERT INTO rankings(month, server_guid, player_id, rank, score, kills, deaths, play_seconds)
@@ -58,3 +61,4 @@ def calculate_rankings(ctx: JobContext) -> None:
         inserted = conn.execute(_RANK, {"month": month, "start": start, "end": end}).rowcount
     ctx.metrics.rankings_inserted.inc(inserted)
     jobcorr.add_volume("rankings", inserted)
+    _log.info("ranked %d players for %s", inserted, month)

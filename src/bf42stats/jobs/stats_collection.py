@@ -8,6 +8,7 @@ the timeout are closed at the end of the run.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import closing
 
@@ -17,6 +18,8 @@ from bf42stats.feed import GAMES
 from bf42stats.feed.client import GameSnapshot
 from bf42stats.feed.models import Server
 from bf42stats.jobs import JobContext
+
+_log = logging.getLogger(__name__)
 
 
 def collect_stats(ctx: JobContext) -> None:
@@ -37,6 +40,7 @@ def collect_stats(ctx: JobContext) -> None:
         with db.transaction(conn):
             close_idle(conn, now - ctx.session_timeout)
     ctx.metrics.active_players.set(online)
+    _log.info("polled %d games: %d players online", len(GAMES), online)
 
 
 def record_snapshot(
