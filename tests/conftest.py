@@ -34,3 +34,12 @@ def _restore_logging_and_gc_hooks() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     gc.callbacks[:] = callbacks
+
+
+@pytest.fixture(scope="session")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Every ground-truth scenario, run once per session (tests/scenarios)."""
+    from scenarios.catalog import SCENARIOS
+    from scenarios.harness import run_all
+
+    return run_all(SCENARIOS, tmp_path_factory.mktemp("scenarios"))

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -63,10 +64,19 @@ class Service:
         self.metrics = service_metrics(self.registry)
         self.scheduler: BackgroundScheduler | None = None
         self.context: JobContext | None = None
+        self.recorder: jobcorr.Recorder | None = None
+
+    @property
+    def store_path(self) -> Path:
+        """Where the recorder keeps metrics and runs: `jobcorr explain --source embedded:...`."""
+        return self.settings.data_dir / "jobcorr.sqlite3"
 
     def start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        jobcorr.register_runtime_metrics(self.registry)
+        if settings.record:
+            self.recorder = jobcorr.start_recorder(self.store_path, registry=self.registry)
         self.context = JobContext(
             db_path=settings.data_dir / "bf42stats.sqlite3",
             clickhouse=open_clickhouse(settings.clickhouse_url, settings.data_dir),
@@ -106,6 +116,8 @@ class Service:
         waiter.start()
         waiter.join(self.settings.shutdown_timeout)
         finished = not waiter.is_alive()
+        if self.recorder is not None:
+            self.recorder.stop()  # after the scheduler, so the last runs are recorded
         if finished:
             context.clickhouse.close()
             context.feed.close()

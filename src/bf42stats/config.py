@@ -97,6 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "BF42_PORT", "--port", _port, "8080", "port to listen on"),
     Setting("speed", "BF42_SPEED", "--speed",
             _positive_float, "1", "divide every interval by this (demos and tests)"),
+    Setting("record", "JOBCORR_RECORD", "--record",
+            _boolean, "true", "record metrics and runs for `jobcorr explain` (data dir)"),
     Setting("shutdown_timeout", "BF42_SHUTDOWN_TIMEOUT_SECONDS", "--shutdown-timeout",
             _positive_float, "30", "seconds in-flight runs get to finish on SIGTERM"),
 )  # fmt: skip
@@ -117,6 +119,7 @@ class Settings:
     host: str
     port: int
     speed: float
+    record: bool
     shutdown_timeout: float
 
     def interval(self, job: str) -> float:

@@ -15,12 +15,15 @@ Instrument a job in one line, expose the metric contract, and read runs as recor
 
 from jobcorr.exposition import MetricsServer, metrics_app, serve_metrics
 from jobcorr.names import NAME_RULE
+from jobcorr.recorder import Recorder, start_recorder
 from jobcorr.runtime import JsonFormatter, configure_logging, register_runtime_metrics
 from jobcorr.tracking import (
     Cancelled,
     Run,
     RunRecord,
+    RunStart,
     add_run_listener,
+    add_run_start_listener,
     add_volume,
     current_run,
     job,
@@ -33,9 +36,12 @@ __all__ = [
     "Cancelled",
     "JsonFormatter",
     "MetricsServer",
+    "Recorder",
     "Run",
     "RunRecord",
+    "RunStart",
     "add_run_listener",
+    "add_run_start_listener",
     "add_volume",
     "configure_logging",
     "current_run",
@@ -44,5 +50,6 @@ __all__ = [
     "record_skipped",
     "register_runtime_metrics",
     "serve_metrics",
+    "start_recorder",
     "track",
 ]

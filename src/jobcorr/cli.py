@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from jobcorr.analysis import narrative
 from jobcorr.check import EndpointUnreadable, FamilyReport, check_url
+from jobcorr.sources import SourceError, open_source
+from jobcorr.timeline import METRICS, Timeline
+from jobcorr.times import AT_FORMS, TimeParseError, format_local, parse_at, parse_duration
 
 EXIT_OK, EXIT_WRONG, EXIT_UNREADABLE = 0, 1, 2
 
@@ -82,6 +88,129 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+DEFAULT_SOURCE = "embedded:data/jobcorr.sqlite3"
+
+
+def _open(args: argparse.Namespace) -> Timeline:
+    return open_source(
+        args.source,
+        username=args.username,
+        password=os.environ.get("JOBCORR_PROMETHEUS_PASSWORD"),
+        token=os.environ.get("JOBCORR_PROMETHEUS_TOKEN"),
+        match=args.match,
+    )
+
+
+def _explain(args: argparse.Namespace, console: Console) -> int:
+    from jobcorr.analysis import explain
+    from jobcorr.analysis.report import explanation_to_dict
+
+    try:
+        at = parse_at(args.at, now=time.time())
+        window = parse_duration(args.window)
+        timeline = _open(args)
+        history = parse_duration(args.history)
+        explanation = explain(timeline, at, window=window, metric=args.metric, history=history)
+    except (TimeParseError, SourceError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_UNREADABLE
+    if args.json:
+        print(json.dumps(explanation_to_dict(explanation), indent=2))
+        return EXIT_OK
+    console.print(explanation.conclusion)
+    spike = explanation.spike
+    if spike is not None:
+        words, quantity = narrative.METRIC_WORDS[spike.metric], narrative.quantity
+        console.print(
+            f"[dim]{words} rose from {quantity(spike.metric, spike.baseline)} at "
+            f"{format_local(spike.rise_start)} to {quantity(spike.metric, spike.peak)} at "
+            f"{format_local(spike.peak_at)} ({spike.reason})[/dim]"
+        )
+    if explanation.candidates:
+        table = Table(title="evidence")
+        for column in ("job", "confidence", "climb covered", "lift (share)", "a run adds",
+                       "volume fit", "runs in the spike", "processed"):  # fmt: skip
+            table.add_column(column)
+        for candidate in explanation.candidates:
+            fit = candidate.fit
+            table.add_row(
+                candidate.job,
+                f"{candidate.confidence:.2f}",
+                f"{candidate.coverage:.0%}",
+                "-" if candidate.lift is None else f"{candidate.lift:.0%}",
+                "-"
+                if candidate.typical_rise is None
+                else narrative.quantity(explanation.metric, candidate.typical_rise),
+                "-"
+                if fit is None
+                else f"{narrative.quantity(explanation.metric, fit.per_unit)}/{fit.volume}, "
+                f"R² {fit.r2:.2f}",
+                ", ".join(r.run_id for r in candidate.runs),
+                narrative.volumes_text(candidate.volumes) or "-",
+            )
+        console.print(table)
+    return EXIT_OK
+
+
+def _spikes(args: argparse.Namespace, console: Console) -> int:
+    from jobcorr.analysis import survey
+    from jobcorr.analysis.report import survey_to_dict
+
+    try:
+        since = parse_duration(args.since)
+        timeline = _open(args)
+        now = time.time()
+        surveyed = survey(timeline, now - since, now, metric=args.metric)
+    except (TimeParseError, SourceError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_UNREADABLE
+    if args.json:
+        print(json.dumps(survey_to_dict(surveyed), indent=2))
+        return EXIT_OK
+    if not surveyed:
+        console.print(f"No {narrative.METRIC_WORDS[args.metric]} spikes in the last {args.since}.")
+        return EXIT_OK
+    table = Table(title=f"{narrative.METRIC_WORDS[args.metric]} spikes, last {args.since}")
+    for column in ("peak at", "peak", "baseline", "why", "top job", "confidence"):
+        table.add_column(column)
+    for item in surveyed:
+        spike = item.spike
+        table.add_row(
+            format_local(spike.peak_at),
+            narrative.quantity(spike.metric, spike.peak),
+            narrative.quantity(spike.metric, spike.baseline),
+            spike.reason,
+            item.top.job if item.top else "no job running",
+            f"{item.top.confidence:.2f}" if item.top else "-",
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("JOBCORR_SOURCE", DEFAULT_SOURCE),
+        help="embedded:PATH (the recorder's store) or prometheus:URL "
+        f"(env JOBCORR_SOURCE, default {DEFAULT_SOURCE})",
+    )
+    parser.add_argument(
+        "--metric", choices=METRICS, default="memory", help="what spiked (default memory)"
+    )
+    parser.add_argument(
+        "--match",
+        metavar="MATCHERS",
+        help="prometheus: label matchers selecting one service, "
+        'e.g. \'{namespace="default",pod=~"bf42-stats.*"}\'',
+    )
+    parser.add_argument(
+        "--username",
+        help="prometheus: basic auth user (password from env JOBCORR_PROMETHEUS_PASSWORD; "
+        "a bearer token from env JOBCORR_PROMETHEUS_TOKEN)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobcorr",
@@ -135,11 +264,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing; exit 1 if any file under --out differs from what would be written",
     )
     export.set_defaults(handler=_export)
+
+    explain = commands.add_parser(
+        "explain",
+        help="which job was running when a metric spiked, and what it was doing",
+        description=(
+            "Find the spike nearest --at and name the job behind it, with the evidence: which "
+            "runs covered the climb, how the metric behaved in the job's earlier runs, and what "
+            "the runs processed. Times print in the local zone with their offset."
+        ),
+        epilog='examples: jobcorr explain --at -15m | jobcorr explain --at "2026-11-28 14:23" '
+        "--window 10m --metric cpu --json",
+    )
+    explain.add_argument("--at", required=True, help=f"the moment: {AT_FORMS}")
+    explain.add_argument(
+        "--window", default="5m", help="look this far either side of --at (10s, 5m, 1h; default 5m)"
+    )
+    explain.add_argument(
+        "--history",
+        default="24h",
+        help="how much earlier data to learn each job's usual effect from (default 24h)",
+    )
+    _add_source_arguments(explain)
+    explain.set_defaults(handler=_explain)
+
+    spikes = commands.add_parser(
+        "spikes",
+        help="list recent spikes with the job most likely behind each",
+        description="List the spikes of a metric over a recent period, each with its top job.",
+        epilog="example: jobcorr spikes --since 24h --metric memory",
+    )
+    spikes.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
+    _add_source_arguments(spikes)
+    spikes.set_defaults(handler=_spikes)
     return parser
 
 
+def _attach_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--at -15m` as `--at=-15m`: argparse would read "-15m" as an option."""
+    result: list[str] = []
+    for token in argv:
+        if result and result[-1] in ("--at", "--since") and token.startswith("-"):
+            result[-1] = f"{result[-1]}={token}"
+        else:
+            result.append(token)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        _attach_negative_values(sys.argv[1:] if argv is None else argv)
+    )
     console = Console(highlight=False)
     if not console.is_terminal:  # piped or captured: keep table rows on one line each
         console = Console(highlight=False, width=200)

@@ -96,6 +96,26 @@ class GCPauseCollector(Collector):
         yield family
 
 
+def cgroup_working_set_bytes() -> int | None:
+    """The container's working set as cAdvisor computes it (usage minus inactive file
+    cache), from cgroup v2 or v1; None outside a memory cgroup."""
+    for usage_file, stat_key in (
+        ("/sys/fs/cgroup/memory.current", "inactive_file"),
+        ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "total_inactive_file"),
+    ):
+        try:
+            with open(usage_file) as usage:
+                used = int(usage.read())
+            with open(usage_file.rsplit("/", 1)[0] + "/memory.stat") as stat:
+                inactive = next(
+                    (int(line.split()[1]) for line in stat if line.split()[0] == stat_key), 0
+                )
+        except (OSError, ValueError):
+            continue
+        return max(0, used - inactive)
+    return None
+
+
 class ThreadCountCollector(Collector):
     """`python_threads`: live threads in this process (`threading.active_count()`)."""
 

@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 _sampler = RssSampler()
 _current: ContextVar[Run | None] = ContextVar("jobcorr_current_run", default=None)
 _listeners: list[Callable[[RunRecord], None]] = []
+_start_listeners: list[Callable[[RunStart], None]] = []
 _listeners_lock = threading.Lock()
 
 
@@ -70,6 +71,14 @@ class _RunIds:
 
 
 _run_ids = _RunIds()
+
+
+class RunStart(NamedTuple):
+    """A run that has just begun (for stores that must know about runs still going)."""
+
+    run_id: str
+    job: str
+    started_at: float
 
 
 class RunRecord(NamedTuple):
@@ -140,6 +149,8 @@ class Run(Watch):
         self._metrics.run_started(self)
         _sampler.begin(self)
         self._token: Token[Run | None] = _current.set(self)
+        if _start_listeners:
+            _notify(_start_listeners, RunStart(self.run_id, self.job, self.started_at))
         self._cpu_start = time.thread_time()
         self._perf_start = time.perf_counter()
         return self
@@ -164,6 +175,7 @@ class Run(Watch):
         self._metrics.run_finished(self, duration, cpu_seconds, peak, status)
         if _listeners:
             _notify(
+                _listeners,
                 RunRecord(
                     self.run_id,
                     self.job,
@@ -177,7 +189,7 @@ class Run(Watch):
                     rss_start,
                     rss_end,
                     self.volumes,
-                )
+                ),
             )
 
 
@@ -255,20 +267,32 @@ def add_run_listener(listener: Callable[[RunRecord], None]) -> Callable[[], None
     Keep listeners fast (queue the record, write elsewhere): they run on the job's path.
     A listener that raises is logged and never fails the run.
     """
+    return _add(_listeners, listener)
+
+
+def add_run_start_listener(listener: Callable[[RunStart], None]) -> Callable[[], None]:
+    """Call `listener(start)` when a run begins, in the run's thread; returns a remover."""
+    return _add(_start_listeners, listener)
+
+
+L = TypeVar("L")
+
+
+def _add(listeners: list[L], listener: L) -> Callable[[], None]:
     with _listeners_lock:
-        _listeners.append(listener)
+        listeners.append(listener)
 
     def remove() -> None:
         with _listeners_lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
+            if listener in listeners:
+                listeners.remove(listener)
 
     return remove
 
 
-def _notify(record: RunRecord) -> None:
-    for listener in tuple(_listeners):
+def _notify(listeners: list[Callable[[Any], None]], event: RunRecord | RunStart) -> None:
+    for listener in tuple(listeners):
         try:
-            listener(record)
+            listener(event)
         except Exception:
-            _log.exception("run listener %r failed for run %s", listener, record.run_id)
+            _log.exception("run listener %r failed for run %s", listener, event.run_id)

@@ -149,6 +149,13 @@ def test_the_demo_shows_all_four_jobs_and_every_volume_metric_then_stops_cleanly
     db = sqlite3.connect(tmp_path / "bf42stats.sqlite3")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT COUNT(*) FROM observations").fetchone()[0] > 0
+    from jobcorr.store import Store
+
+    recorded = Store(tmp_path / "jobcorr.sqlite3", readonly=True)
+    assert {run.job for run in recorded.runs(0, 2e9)} == set(JOBS)
+    assert {"process_resident_memory_bytes", "bg_active_players"} <= {
+        info.name for info in recorded.series()
+    }
     log_jobs = {
         line.split('"job": "')[1].split('"')[0] for line in err.splitlines() if '"job": "' in line
     }

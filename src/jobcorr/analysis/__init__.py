@@ -1,0 +1,29 @@
+"""Analysis over a `Timeline`: spikes, and which job explains them. Pure functions; no
+source, store or web code is imported here.
+
+    explanation = explain(timeline, at=time.time() - 900, metric="memory")
+    print(explanation.conclusion)
+"""
+
+from jobcorr.analysis.explain import (
+    Candidate,
+    Explanation,
+    SurveyedSpike,
+    VolumeFit,
+    explain,
+    survey,
+)
+from jobcorr.analysis.spikes import Spike, SpikeSettings, default_settings, find_spikes
+
+__all__ = [
+    "Candidate",
+    "Explanation",
+    "Spike",
+    "SpikeSettings",
+    "SurveyedSpike",
+    "VolumeFit",
+    "default_settings",
+    "explain",
+    "find_spikes",
+    "survey",
+]

@@ -1,0 +1,273 @@
+"""The embedded store: SQLite in WAL mode, so `jobcorr explain` reads while a service writes.
+
+Tables: `series` (name, labels, kind), `samples` (raw, one row per series per tick),
+`rollups` (one row per series per minute: min, max, avg, last) and `runs` (every run,
+open ones included). Raw samples are kept 48 h and rollups 30 days by default.
+
+    store = Store(path)                     # creates or opens
+    store.write(samples, starts, records)   # one transaction per batch
+    store.compact(now)                      # rollups for finished minutes, then retention
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobcorr.tracking import RunRecord, RunStart
+
+RAW_RETENTION_SECONDS = 48 * 3600
+ROLLUP_RETENTION_SECONDS = 30 * 86400
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    UNIQUE (name, labels)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    series_id INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    avg REAL NOT NULL,
+    last REAL NOT NULL,
+    PRIMARY KEY (series_id, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    status TEXT NOT NULL,
+    error_type TEXT,
+    error_message TEXT,
+    cpu_seconds REAL,
+    peak_rss_bytes INTEGER,
+    rss_at_start INTEGER,
+    rss_at_end INTEGER,
+    volumes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, started_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    id: int
+    name: str
+    labels: dict[str, str]
+    kind: str  # "counter" or "gauge"
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: str
+    job: str
+    started_at: float
+    ended_at: float | None
+    status: str  # success, failure, cancelled, running or interrupted
+    error_type: str | None
+    cpu_seconds: float | None
+    peak_rss_bytes: int | None
+    rss_at_start: int | None
+    rss_at_end: int | None
+    volumes: dict[str, float]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or read; the message says which file and why."""
+
+
+class Store:
+    """One SQLite store. Use one Store per thread (sqlite3 connections are not shared)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool = False,
+        raw_retention: float = RAW_RETENTION_SECONDS,
+        rollup_retention: float = ROLLUP_RETENTION_SECONDS,
+    ) -> None:
+        self.path = path
+        self.raw_retention = raw_retention
+        self.rollup_retention = rollup_retention
+        try:
+            if readonly:
+                if not path.is_file():
+                    raise StoreError(f"no jobcorr store at {path}")
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT COUNT(*) FROM series").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path} is not a readable jobcorr store: {error}") from error
+        self._series_ids: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writing ---------------------------------------------------------------
+
+    def series_id(self, name: str, labels: dict[str, str], kind: str) -> int:
+        key = (name, json.dumps(labels, sort_keys=True))
+        found = self._series_ids.get(key)
+        if found is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO series (name, labels, kind) VALUES (?, ?, ?)", (*key, kind)
+            )
+            found = self._db.execute(
+                "SELECT id FROM series WHERE name = ? AND labels = ?", key
+            ).fetchone()[0]
+            self._series_ids[key] = found
+        return found
+
+    def write(
+        self,
+        samples: Iterable[tuple[int, int, float]],
+        starts: Sequence[RunStart] = (),
+        records: Sequence[RunRecord] = (),
+    ) -> None:
+        """One transaction: samples as (series_id, unix ms, value), run starts and ends."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)", samples)
+            db.executemany(
+                "INSERT OR IGNORE INTO runs (run_id, job, started_at, status) "
+                "VALUES (?, ?, ?, 'running')",
+                starts,
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.run_id, r.job, r.started_at, r.ended_at, r.status, r.error_type,
+                     r.error_message, r.cpu_seconds, r.peak_rss_bytes, r.rss_at_start,
+                     r.rss_at_end, json.dumps(r.volumes))
+                    for r in records
+                ],
+            )  # fmt: skip
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def mark_interrupted(self) -> int:
+        """Runs still 'running' from a previous process: it died. Their end is unknown; the
+        last sample written before the crash bounds it."""
+        last = self._db.execute("SELECT MAX(ts) FROM samples").fetchone()[0]
+        ended = None if last is None else last / 1000
+        cursor = self._db.execute(
+            "UPDATE runs SET status = 'interrupted', "
+            "ended_at = MAX(started_at, COALESCE(?, started_at)) WHERE status = 'running'",
+            (ended,),
+        )
+        return cursor.rowcount
+
+    def compact(self, now: float) -> None:
+        """Roll up every finished minute not yet rolled up, then apply retention."""
+        db = self._db
+        done = db.execute("SELECT value FROM meta WHERE key = 'rolled_up_to'").fetchone()
+        start_minute = int(done[0]) if done else None
+        end_minute = int(now // 60)  # the current minute is not finished
+        if start_minute is None:
+            first = db.execute("SELECT MIN(ts) FROM samples").fetchone()[0]
+            start_minute = end_minute if first is None else int(first // 60000)
+        if end_minute > start_minute:
+            db.execute("BEGIN")
+            db.execute(
+                "INSERT OR REPLACE INTO rollups "
+                "SELECT series_id, ts / 60000 AS minute, MIN(value), MAX(value), AVG(value), "
+                "value FROM (SELECT series_id, ts, value FROM samples WHERE ts >= ? AND ts < ? "
+                "ORDER BY series_id, ts) GROUP BY series_id, minute",
+                (start_minute * 60000, end_minute * 60000),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('rolled_up_to', ?)", (float(end_minute),)
+            )
+            db.execute("COMMIT")
+        db.execute("DELETE FROM samples WHERE ts < ?", (int((now - self.raw_retention) * 1000),))
+        db.execute(
+            "DELETE FROM rollups WHERE minute < ?", (int((now - self.rollup_retention) // 60),)
+        )
+        db.execute("DELETE FROM runs WHERE started_at < ?", (now - self.rollup_retention,))
+
+    # --- reading ---------------------------------------------------------------
+
+    def series(self) -> list[SeriesInfo]:
+        return [
+            SeriesInfo(id_, name, json.loads(labels), kind)
+            for id_, name, labels, kind in self._db.execute(
+                "SELECT id, name, labels, kind FROM series ORDER BY id"
+            )
+        ]
+
+    def samples(self, series_id: int, start: float, end: float) -> list[tuple[int, float]]:
+        """(unix ms, value) of one series with start <= t <= end, in time order."""
+        return self._db.execute(
+            "SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+            (series_id, int(start * 1000), int(end * 1000)),
+        ).fetchall()
+
+    def rollups(
+        self, series_id: int, start: float, end: float, column: str
+    ) -> list[tuple[int, float]]:
+        """(minute start in unix ms, min|max|avg|last) of one series, in time order."""
+        if column not in {"min", "max", "avg", "last"}:
+            raise ValueError(f"no rollup column {column!r}")
+        return self._db.execute(
+            f"SELECT minute * 60000, {column} FROM rollups WHERE series_id = ? "
+            "AND minute >= ? AND minute <= ? ORDER BY minute",
+            (series_id, int(start // 60), int(end // 60)),
+        ).fetchall()
+
+    def raw_since(self) -> float | None:
+        """The oldest raw sample's time (older data exists only as rollups)."""
+        first = self._db.execute("SELECT MIN(ts) FROM samples").fetchone()[0]
+        return None if first is None else first / 1000
+
+    def bounds(self) -> tuple[float, float] | None:
+        """(first, last) time the store has any data for."""
+        raw = self._db.execute("SELECT MIN(ts), MAX(ts) FROM samples").fetchone()
+        rolled = self._db.execute("SELECT MIN(minute), MAX(minute) FROM rollups").fetchone()
+        firsts = [v for v in (raw[0] and raw[0] / 1000, rolled[0] and rolled[0] * 60) if v]
+        lasts = [v for v in (raw[1] and raw[1] / 1000, rolled[1] and rolled[1] * 60 + 59) if v]
+        return (min(firsts), max(lasts)) if firsts else None
+
+    def runs(self, start: float, end: float, job: str | None = None) -> list[StoredRun]:
+        """Runs that overlap [start, end] (open ones included), by start time."""
+        query = (
+            "SELECT run_id, job, started_at, ended_at, status, error_type, cpu_seconds, "
+            "peak_rss_bytes, rss_at_start, rss_at_end, volumes FROM runs "
+            "WHERE started_at <= ? AND COALESCE(ended_at, ?) >= ?"
+        )
+        args: list[object] = [end, end, start]
+        if job is not None:
+            query += " AND job = ?"
+            args.append(job)
+        rows = self._db.execute(query + " ORDER BY started_at", args).fetchall()
+        return [
+            StoredRun(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                      row[9], json.loads(row[10]))
+            for row in rows
+        ]  # fmt: skip

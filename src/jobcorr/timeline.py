@@ -1,0 +1,118 @@
+"""The one interface analysis reads: a `Timeline` of metric series, volume series and runs.
+
+Sources (`jobcorr.sources.embedded`, `jobcorr.sources.prometheus`) implement it; analysis
+never knows which one fed it. Times are unix seconds, memory is bytes, CPU is cores and
+log volume is records per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Metric = Literal["memory", "cpu", "logs"]
+METRICS: tuple[Metric, ...] = ("memory", "cpu", "logs")
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Series:
+    """Samples in time order."""
+
+    times: FloatArray
+    values: FloatArray
+
+    @classmethod
+    def empty(cls) -> Series:
+        return cls(np.empty(0), np.empty(0))
+
+    @classmethod
+    def of(cls, points: Sequence[tuple[float, float]]) -> Series:
+        if not points:
+            return cls.empty()
+        array = np.asarray(points, dtype=np.float64)
+        return cls(array[:, 0], array[:, 1])
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def at(self, t: float) -> float | None:
+        """The last value at or before `t` (None before the first sample)."""
+        index = int(np.searchsorted(self.times, t, side="right")) - 1
+        return None if index < 0 else float(self.values[index])
+
+    def between(self, start: float, end: float) -> Series:
+        lo, hi = np.searchsorted(self.times, [start, end], side="left")
+        hi = int(np.searchsorted(self.times, end, side="right"))
+        return Series(self.times[lo:hi], self.values[lo:hi])
+
+    def rate(self) -> Series:
+        """Per-second increase of a counter; a reset (restart) counts from zero."""
+        if len(self) < 2:
+            return Series.empty()
+        dt = np.diff(self.times)
+        dv = np.diff(self.values)
+        dv = np.where(dv < 0, self.values[1:], dv)
+        keep = dt > 0
+        return Series(self.times[1:][keep], dv[keep] / dt[keep])
+
+
+@dataclass(frozen=True)
+class VolumeSeries:
+    """A service metric that says what jobs processed (a counter or a gauge)."""
+
+    name: str
+    labels: dict[str, str]
+    kind: Literal["counter", "gauge"]
+    series: Series
+
+    @property
+    def title(self) -> str:
+        """For people: `player_metrics (bg_clickhouse_records_synced_total)`, or the name."""
+        values = ",".join(value for _, value in sorted(self.labels.items()))
+        return f"{values} ({self.name})" if values else self.name
+
+
+@dataclass(frozen=True)
+class RunSpan:
+    """One run of a job. `exact` runs come from run records; rebuilt ones from gauges."""
+
+    run_id: str
+    job: str
+    start: float
+    end: float | None
+    status: str
+    volumes: dict[str, float] = field(default_factory=dict)
+    peak_memory: float | None = None
+    memory_at_start: float | None = None
+    exact: bool = True
+
+    def overlap(self, start: float, end: float, now: float) -> float:
+        """Seconds of [start, end] during which this run was going."""
+        run_end = self.end if self.end is not None else now
+        return max(0.0, min(end, run_end) - max(start, self.start))
+
+
+class Timeline(Protocol):
+    """What analysis needs from a source."""
+
+    @property
+    def resolution(self) -> float:
+        """Seconds between samples at full resolution."""
+
+    def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
+        """Memory (bytes), CPU (cores) or log volume (records/s) over [start, end], at full
+        resolution, or coarser when `step` (seconds) allows."""
+
+    def volumes(self, start: float, end: float) -> list[VolumeSeries]:
+        """The service's volume series over [start, end]."""
+
+    def runs(self, start: float, end: float) -> list[RunSpan]:
+        """Runs overlapping [start, end], by start time."""
+
+    def bounds(self) -> tuple[float, float] | None:
+        """(first, last) time with data, or None for an empty source."""

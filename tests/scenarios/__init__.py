@@ -1,0 +1,1 @@
+"""Ground-truth scenarios: real tracked jobs, a real recorder, known culprits."""

@@ -1,0 +1,136 @@
+"""Run one scenario for real: `python -m scenarios.run SPEC.json STORE.sqlite3`.
+
+Jobs run in threads, each run inside `jobcorr.track()`; the recorder samples this
+process into the store. The start time is written to STORE.start, and every sample of
+the registry, tick by tick, to STORE.om in OpenMetrics (for backfilling Prometheus).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+import jobcorr
+
+BYTES_PER_UNIT = 1024
+LOGS_PER_UNIT = 0.012  # log records per unit of volume, per run
+log = logging.getLogger("scenario")
+
+
+def work(kind: str, units: int, length: float) -> None:
+    deadline = time.monotonic() + length
+    if kind == "memory":
+        held = b"\x01" * (units * BYTES_PER_UNIT)  # touches every page: resident
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        del held
+    elif kind == "cpu":
+        share = min(1.0, units / 250_000)  # the spike run burns a whole core
+        while time.monotonic() < deadline:
+            busy_until = time.monotonic() + 0.01 * share
+            while time.monotonic() < busy_until:
+                pass
+            time.sleep(0.01 * (1 - share))
+    elif kind == "logs":
+        records = int(units * LOGS_PER_UNIT)
+        for i in range(records):
+            log.info("processed item %d", i)
+            time.sleep(length / max(records, 1))
+    else:  # light: a little memory and some waiting
+        held = b"\x02" * (512 * 1024)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        del held
+
+
+def run_job(
+    job: dict[str, Any],
+    run: dict[str, Any],
+    t0: float,
+    registry: CollectorRegistry,
+    processed: Counter,
+) -> None:
+    time.sleep(max(0.0, t0 + run["start"] - time.time()))
+    with jobcorr.track(job["name"], registry=registry) as tracked:
+        work(job["kind"], run["units"], run["length"])
+        tracked.add(job["volume"], run["units"])
+        processed.labels(job["volume"]).inc(run["units"])
+
+
+class Exposition:
+    """Samples every counter and gauge of a registry each tick; writes OpenMetrics."""
+
+    def __init__(self, registry: CollectorRegistry, interval: float) -> None:
+        self.registry = registry
+        self.interval = interval
+        self.families: dict[str, tuple[str, list[str]]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop)
+
+    def loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            now = time.time()
+            for family in self.registry.collect():
+                if family.type not in ("counter", "gauge"):
+                    continue
+                _, lines = self.families.setdefault(family.name, (family.type, []))
+                for sample in family.samples:
+                    if sample.name.endswith("_created"):
+                        continue
+                    labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                    series = f"{sample.name}{{{labels}}}" if labels else sample.name
+                    lines.append(f"{series} {sample.value} {now:.3f}")
+
+    def write(self, path: Path) -> None:
+        text = []
+        for name, (kind, lines) in sorted(self.families.items()):
+            text.append(f"# TYPE {name} {kind}")
+            text.extend(sorted(lines, key=lambda line: line.rsplit(" ", 2)[0]))  # series by series
+        path.write_text("\n".join([*text, "# EOF", ""]))
+
+
+def noise(spec: dict[str, Any], t0: float) -> None:
+    time.sleep(max(0.0, t0 + spec["start"] - time.time()))
+    held = b"\x03" * spec["bytes"]
+    time.sleep(spec["length"])
+    del held
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    store = Path(sys.argv[2])
+    registry = CollectorRegistry()
+    jobcorr.register_runtime_metrics(registry)
+    logging.getLogger().setLevel(logging.INFO)
+    processed = Counter(
+        "scenario_processed", "Units processed by jobs.", ["volume"], registry=registry
+    )
+    recorder = jobcorr.start_recorder(store, interval=spec["interval"], registry=registry)
+    exposition = Exposition(registry, spec["interval"])
+    exposition.thread.start()
+    t0 = time.time() + 0.5
+    store.with_suffix(".start").write_text(repr(t0))
+    threads = [
+        threading.Thread(target=run_job, args=(job, run, t0, registry, processed))
+        for job in spec["jobs"]
+        for run in job["runs"]
+    ]
+    threads += [threading.Thread(target=noise, args=(n, t0)) for n in spec["noise"]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(max(0.0, t0 + spec["duration"] - time.time()))
+    recorder.stop()
+    exposition.stop.set()
+    exposition.thread.join()
+    exposition.write(store.with_suffix(".om"))
+
+
+if __name__ == "__main__":
+    main()
