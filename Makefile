@@ -24,6 +24,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/bench_tracking.py
 	$(PY) benchmarks/bench_sync.py
+	$(PY) benchmarks/bench_explain.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -241,15 +241,21 @@ class Store:
             (series_id, int(start // 60), int(end // 60)),
         ).fetchall()
 
-    def raw_since(self) -> float | None:
-        """The oldest raw sample's time (older data exists only as rollups)."""
-        first = self._db.execute("SELECT MIN(ts) FROM samples").fetchone()[0]
+    def raw_since(self, series_id: int) -> float | None:
+        """The series' oldest raw sample (older data exists only as rollups)."""
+        first = self._db.execute(
+            "SELECT MIN(ts) FROM samples WHERE series_id = ?", (series_id,)
+        ).fetchone()[0]
         return None if first is None else first / 1000
 
-    def bounds(self) -> tuple[float, float] | None:
-        """(first, last) time the store has any data for."""
-        raw = self._db.execute("SELECT MIN(ts), MAX(ts) FROM samples").fetchone()
-        rolled = self._db.execute("SELECT MIN(minute), MAX(minute) FROM rollups").fetchone()
+    def bounds(self, series_id: int) -> tuple[float, float] | None:
+        """(first, last) time the store has data for one series (raw or rolled up)."""
+        raw = self._db.execute(
+            "SELECT MIN(ts), MAX(ts) FROM samples WHERE series_id = ?", (series_id,)
+        ).fetchone()
+        rolled = self._db.execute(
+            "SELECT MIN(minute), MAX(minute) FROM rollups WHERE series_id = ?", (series_id,)
+        ).fetchone()
         firsts = [v for v in (raw[0] and raw[0] / 1000, rolled[0] and rolled[0] * 60) if v]
         lasts = [v for v in (raw[1] and raw[1] / 1000, rolled[1] and rolled[1] * 60 + 59) if v]
         return (min(firsts), max(lasts)) if firsts else None

@@ -310,6 +310,8 @@ def survey(
     )
     settings = SpikeSettings(**{**settings.__dict__, "baseline_window": baseline_window})
     step = 60.0 if span > 6 * 3600 else None
+    if step is not None:  # one minute's maximum is already an aggregate: one point is enough
+        settings = SpikeSettings(**{**settings.__dict__, "min_duration": 0.0})
     series = timeline.metric(metric, start - baseline_window, end, step)
     spikes = [s for s in find_spikes(series, metric, settings) if s.end >= start]
     if not spikes:

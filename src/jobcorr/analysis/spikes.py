@@ -104,7 +104,7 @@ def find_spikes(series: Series, metric: Metric, settings: SpikeSettings) -> list
     spikes = []
     for first, last in _stretches(high):
         start, end = float(series.times[first]), float(series.times[last])
-        if end - start < settings.min_duration and last - first < 1:
+        if end - start < settings.min_duration:
             continue
         peak_index = first + int(np.argmax(values[first : last + 1]))
         base = float(median[first]) if not np.isnan(median[first]) else float(values[first])

@@ -29,8 +29,9 @@ class EmbeddedTimeline:
         except StoreError as error:
             raise SourceError(f"{error} (start the recorder, or pass --source)") from error
         self._series = self._store.series()
-        samples = self._store.bounds()
-        self._bounds = samples
+        memory = self._find(MEMORY)
+        self._bounds = self._store.bounds(memory[0].id) if memory else None
+        self._raw_since: dict[int, float | None] = {}
         self._resolution = self._measure_resolution()
 
     @property
@@ -58,7 +59,9 @@ class EmbeddedTimeline:
     ) -> Series:
         """Raw samples where they are kept, one-minute rollups before that (or throughout,
         when `step` asks for minutes)."""
-        raw_since = self._store.raw_since()
+        if info.id not in self._raw_since:
+            self._raw_since[info.id] = self._store.raw_since(info.id)
+        raw_since = self._raw_since[info.id]
         column = "max" if info.kind == "gauge" else "last"
         if (step is not None and step >= 60) or raw_since is None:
             points = self._store.rollups(info.id, start, end, column)
