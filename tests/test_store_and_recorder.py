@@ -70,7 +70,7 @@ def test_rollups_and_retention(tmp_path: Path) -> None:
     # The series saws 0..110 every two minutes: each minute holds one half of the saw.
     assert {value for _, value in store.rollups(memory, now - 7200, now - 3600, "max")} == {50, 110}
     assert {value for _, value in store.rollups(memory, now - 7200, now - 3600, "min")} == {0, 60}
-    assert store.raw_since() >= now - 3600
+    assert store.raw_since(memory) >= now - 3600
     assert store.rollups(memory, 0, now - 86400 - 60, "max") == []  # past rollup retention
     store.compact(now)  # idempotent
     assert len(store.rollups(memory, now - 7200, now - 3600, "avg")) == 61
