@@ -26,8 +26,8 @@ def verdict(ran: Ran) -> tuple[str | None, str]:
         EmbeddedTimeline(ran.store), ran.spike_at + 0.3, window=WINDOW,
         metric=ran.spec["metric"], history=HISTORY,
     )  # fmt: skip
-    top = explanation.top
-    return (top.job if top and top.confidence > 0 else None), explanation.conclusion
+    blamed = explanation.blamed
+    return (blamed.job if blamed else None), explanation.conclusion
 
 
 def test_explain_names_the_guilty_job_and_its_volume(ran: list[Ran]) -> None:

@@ -136,8 +136,8 @@ def answers(ran: list[Ran], timeline_for) -> dict[str, str | None]:
     for scenario in ran:
         explanation = explain(timeline_for(scenario), scenario.spike_at + 0.3, window=WINDOW,
                               metric=scenario.spec["metric"], history=HISTORY)  # fmt: skip
-        top = explanation.top
-        result[scenario.spec["name"]] = top.job if top and top.confidence > 0 else None
+        blamed = explanation.blamed
+        result[scenario.spec["name"]] = blamed.job if blamed else None
     return result
 
 

@@ -39,6 +39,8 @@ from jobcorr.times import format_local
 HISTORY_SECONDS = 24 * 3600
 WEIGHTS = {"coverage": 0.4, "lift": 0.4, "fit": 0.2}
 SURE = 0.5
+MIN_COVERAGE = 0.25
+"""A job is blamed only if its runs covered at least this much of the climb."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,12 @@ class Explanation:
     """Increase of each volume counter during the climb and peak."""
 
     @property
-    def top(self) -> Candidate | None:
-        return self.candidates[0] if self.candidates else None
+    def blamed(self) -> Candidate | None:
+        """The job the conclusion names, or None when no job was running during the climb."""
+        top = self.candidates[0] if self.candidates else None
+        return (
+            top if top is not None and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
+        )
 
 
 def explain(
@@ -125,6 +131,8 @@ def explain(
     }
     counters = _increases(volumes, climb[0] - tolerance, moment)
     top = candidates[0] if candidates else None
+    if top is not None and (top.coverage < MIN_COVERAGE or top.confidence <= 0):
+        top = None
     shown = top.volumes if top and top.volumes else (counters if top else {})
     text = narrative.conclusion(
         top.job if top else None,
@@ -322,6 +330,7 @@ def survey(
     for spike in spikes:
         climb = (spike.rise_start, spike.peak_at)
         candidates = _candidates(runs, climb, series, baseline_window, step, end)
-        top = candidates[0] if candidates and candidates[0].confidence > 0 else None
-        surveyed.append(SurveyedSpike(spike, top))
+        top = candidates[0] if candidates else None
+        blamed = top if top and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
+        surveyed.append(SurveyedSpike(spike, blamed))
     return surveyed

@@ -4,7 +4,7 @@ Schema of `explanation_to_dict` (documented in the README; fields are only ever 
 
     metric, at, moment (ISO 8601, local offset), value, window_seconds,
     spike: {rise_start, start, peak_at, end, peak, baseline, reason} | null,
-    conclusion,
+    conclusion, blamed (the job the conclusion names, or null),
     candidates: [{job, confidence (0..1), coverage, lift, typical_rise, volumes,
                   fit: {volume, per_unit, r2, runs} | null,
                   runs: [{run_id, start, end, status, volumes}]}],   best first
@@ -78,6 +78,7 @@ def explanation_to_dict(explanation: Explanation) -> dict[str, Any]:
         "window_seconds": explanation.window,
         "spike": None if explanation.spike is None else spike_to_dict(explanation.spike),
         "conclusion": explanation.conclusion,
+        "blamed": None if explanation.blamed is None else explanation.blamed.job,
         "candidates": [candidate_to_dict(c) for c in explanation.candidates],
         "gauges": explanation.gauges,
         "counters": explanation.counters,
