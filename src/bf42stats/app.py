@@ -7,6 +7,7 @@ app = create_app(service)      # starts the jobs on startup, stops them on shutd
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 import jobcorr
 from bf42stats.clickhouse import open_clickhouse
@@ -35,9 +36,12 @@ from bf42stats.jobs.ranking_calc import calculate_rankings
 from bf42stats.jobs.stats_collection import collect_stats
 from bf42stats.metrics import service_metrics
 from jobcorr.integrations.apscheduler import instrument
+from jobcorr.sources.embedded import EmbeddedTimeline
+from jobcorr.web.app import dashboard_app
 
 _log = logging.getLogger(__name__)
 FIRST_RUN_STAGGER_SECONDS = 0.5
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,9 @@ def _utc(timestamp: float) -> datetime:
 
 
 def create_app(service: Service) -> Starlette:
-    """/metrics (the registry, both exposition formats) and /healthz, with the jobs' lifespan."""
+    """/metrics (the registry, both exposition formats), /healthz and the dashboard at /,
+    with the jobs' lifespan. The dashboard asks for credentials when JOBCORR_DASHBOARD_TOKEN
+    or JOBCORR_DASHBOARD_USER (with JOBCORR_DASHBOARD_PASSWORD) is set."""
 
     async def healthz(request: Request) -> JSONResponse:
         if service.healthy():
@@ -154,10 +160,27 @@ def create_app(service: Service) -> Starlette:
         finally:
             service.stop()
 
+    credentials = {
+        "username": os.environ.get("JOBCORR_DASHBOARD_USER"),
+        "password": os.environ.get("JOBCORR_DASHBOARD_PASSWORD"),
+        "token": os.environ.get("JOBCORR_DASHBOARD_TOKEN"),
+    }
+    if service.settings.host not in LOOPBACK and not (
+        credentials["username"] or credentials["token"]
+    ):
+        _log.warning(
+            "the dashboard on %s has no credentials: set JOBCORR_DASHBOARD_TOKEN, or "
+            "JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD",
+            service.settings.host,
+        )
+    dashboard = dashboard_app(
+        lambda: EmbeddedTimeline(service.store_path), title="bf42-stats", **credentials
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", jobcorr.metrics_app(service.registry)),
+            Mount("/", dashboard),
         ],
         lifespan=lifespan,
     )

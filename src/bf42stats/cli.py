@@ -11,9 +11,9 @@ import uvicorn
 
 import jobcorr
 from bf42stats.app import Service, create_app
-from bf42stats.background_server import BackgroundServer
 from bf42stats.config import ConfigError, add_arguments, load_settings
 from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app
+from jobcorr.web.server import BackgroundServer
 
 DEMO_SURGE = "+2m=200/3m"
 

@@ -114,6 +114,16 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
     except (TimeParseError, SourceError) as error:
         console.print(f"[red]error:[/red] {error}")
         return EXIT_UNREADABLE
+    if args.png:
+        from jobcorr.web.app import dashboard_app
+        from jobcorr.web.png import RenderError, render_report_png
+
+        query = {"at": str(at), "window": args.window, "metric": args.metric}
+        try:
+            render_report_png(dashboard_app(lambda: _open(args)), query, args.png)
+        except RenderError as error:
+            console.print(f"[red]error:[/red] {error}")
+            return EXIT_UNREADABLE
     if args.json:
         print(json.dumps(explanation_to_dict(explanation), indent=2))
         return EXIT_OK
@@ -149,6 +159,27 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
                 narrative.volumes_text(candidate.volumes) or "-",
             )
         console.print(table)
+    return EXIT_OK
+
+
+def _dashboard(args: argparse.Namespace, console: Console) -> int:
+    import uvicorn
+
+    from jobcorr.web.app import dashboard_app
+
+    try:
+        _open(args)  # fail now, with the reason, rather than on the first page load
+    except SourceError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_UNREADABLE
+    app = dashboard_app(
+        lambda: _open(args),
+        username=os.environ.get("JOBCORR_DASHBOARD_USER"),
+        password=os.environ.get("JOBCORR_DASHBOARD_PASSWORD"),
+        token=os.environ.get("JOBCORR_DASHBOARD_TOKEN"),
+    )
+    console.print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
 
 
@@ -195,9 +226,6 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
         f"(env JOBCORR_SOURCE, default {DEFAULT_SOURCE})",
     )
     parser.add_argument(
-        "--metric", choices=METRICS, default="memory", help="what spiked (default memory)"
-    )
-    parser.add_argument(
         "--match",
         metavar="MATCHERS",
         help="prometheus: label matchers selecting one service, "
@@ -207,6 +235,12 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--username",
         help="prometheus: basic auth user (password from env JOBCORR_PROMETHEUS_PASSWORD; "
         "a bearer token from env JOBCORR_PROMETHEUS_TOKEN)",
+    )
+
+
+def _add_answer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metric", choices=METRICS, default="memory", help="what spiked (default memory)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
 
@@ -285,7 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="24h",
         help="how much earlier data to learn each job's usual effect from (default 24h)",
     )
+    explain.add_argument(
+        "--png",
+        type=Path,
+        metavar="FILE",
+        help="also save the stacked panels around the spike, with the explanation, as a PNG "
+        "(needs Chromium)",
+    )
     _add_source_arguments(explain)
+    _add_answer_arguments(explain)
     explain.set_defaults(handler=_explain)
 
     spikes = commands.add_parser(
@@ -296,7 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spikes.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
     _add_source_arguments(spikes)
+    _add_answer_arguments(spikes)
     spikes.set_defaults(handler=_spikes)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the embedded dashboard over a source",
+        description="Serve the dashboard page and its JSON API (read-only) over a source. "
+        "Set JOBCORR_DASHBOARD_TOKEN, or JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD, "
+        "to require credentials (do, when binding beyond loopback).",
+        epilog="example: jobcorr dashboard --source embedded:data/jobcorr.sqlite3 --port 8090",
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    dashboard.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    _add_source_arguments(dashboard)
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 

@@ -14,8 +14,9 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-Metric = Literal["memory", "cpu", "logs"]
-METRICS: tuple[Metric, ...] = ("memory", "cpu", "logs")
+Metric = Literal["memory", "cpu", "logs", "gc"]
+METRICS: tuple[Metric, ...] = ("memory", "cpu", "logs", "gc")
+"""Memory in bytes, CPU in cores, log records per second, GC collections per second."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -105,8 +106,8 @@ class Timeline(Protocol):
         """Seconds between samples at full resolution."""
 
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
-        """Memory (bytes), CPU (cores) or log volume (records/s) over [start, end], at full
-        resolution, or coarser when `step` (seconds) allows."""
+        """Memory (bytes), CPU (cores), log volume (records/s) or GC collections (per
+        second) over [start, end], at full resolution, or coarser when `step` allows."""
 
     def volumes(self, start: float, end: float) -> list[VolumeSeries]:
         """The service's volume series over [start, end]."""

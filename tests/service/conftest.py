@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bf42stats.background_server import BackgroundServer
 from bf42stats.clickhouse import ClickHouse, open_clickhouse
 from bf42stats.feed.client import FeedClient
 from bf42stats.feed.simulator import SimulatedWorld, feed_app
 from bf42stats.jobs import JobContext
 from bf42stats.metrics import service_metrics
+from jobcorr.web.server import BackgroundServer
 
 START = 1_795_000_000.0  # a fixed moment, so simulated rounds and players are reproducible
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bf42stats.background_server import BackgroundServer
 from bf42stats.feed import GAMES
 from bf42stats.feed.client import FeedClient
 from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app, parse_duration
+from jobcorr.web.server import BackgroundServer
 
 from .conftest import START
 

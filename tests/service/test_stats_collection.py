@@ -6,10 +6,10 @@ import pytest
 from starlette.responses import JSONResponse, Response
 
 import jobcorr
-from bf42stats.background_server import BackgroundServer
 from bf42stats.feed import GAMES
 from bf42stats.feed.client import FeedClient, FeedError
 from bf42stats.jobs.stats_collection import collect_stats
+from jobcorr.web.server import BackgroundServer
 
 from .helpers import count, sample, served_players, sql
 

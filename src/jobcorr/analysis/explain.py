@@ -14,8 +14,9 @@ them, each from 0 to 1:
 - volume fit: R² of per-run rise against what each run processed (bytes per record),
   where runs carry volumes.
 
-The confidence is their weighted mean (coverage 0.4, lift 0.4, fit 0.2, over the
-evidence available). When no job was running during the climb, the answer says so.
+The confidence is their weighted mean (coverage 0.3, lift 0.5, fit 0.2). Where no
+candidate's runs carry volumes the fit is left out; where some do, a candidate without
+one scores 0 on it. When no job was running during the climb, the answer says so.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from jobcorr.timeline import Metric, RunSpan, Series, Timeline, VolumeSeries
 from jobcorr.times import format_local
 
 HISTORY_SECONDS = 24 * 3600
-WEIGHTS = {"coverage": 0.4, "lift": 0.4, "fit": 0.2}
+WEIGHTS = {"coverage": 0.3, "lift": 0.5, "fit": 0.2}
 SURE = 0.5
 MIN_COVERAGE = 0.25
 """A job is blamed only if its runs covered at least this much of the climb."""
@@ -188,16 +189,29 @@ def _candidates(
     effects = job_effects(series, runs, baseline_window, now)
     positive = {job: max(0.0, effects.get(job, 0.0)) for job in during}
     total = sum(positive.values())
+    fits = {}
+    for job in during:
+        past = [r for r in runs[job] if r.end is not None and r.end < climb[0]]
+        rises = [(rise, run) for run in past if (rise := _rise_during(run, series)) is not None]
+        fits[job] = (_volume_fit(rises), past)
+    any_fit = any(fit is not None for fit, _ in fits.values())
     candidates = []
     for job, job_runs in during.items():
         span = climb[1] - climb[0]
-        covered = sum(r.overlap(climb[0], climb[1], now) for r in job_runs)
+        # A run that began within one sample of the climb's start is taken to cover it.
+        covered = sum(
+            max(0.0, min(climb[1], r.end if r.end is not None else now)
+                - max(climb[0], r.start - tolerance))
+            for r in job_runs
+        )  # fmt: skip
         coverage = min(1.0, covered / span) if span > 0 else 1.0
         lift = positive[job] / total if total > 0 else (0.0 if effects else None)
-        past = [r for r in runs[job] if r.end is not None and r.end < climb[0]]
-        rises = [(rise, run) for run in past if (rise := _rise_during(run, series)) is not None]
-        fit = _volume_fit(rises)
-        evidence = {"coverage": coverage, "lift": lift, "fit": fit.r2 if fit else None}
+        fit, past = fits[job]
+        evidence = {
+            "coverage": coverage,
+            "lift": lift,
+            "fit": (fit.r2 if fit else 0.0) if any_fit else None,
+        }
         available = {name: value for name, value in evidence.items() if value is not None}
         confidence = sum(WEIGHTS[n] * v for n, v in available.items()) / sum(
             WEIGHTS[n] for n in available

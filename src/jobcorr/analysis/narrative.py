@@ -23,10 +23,17 @@ def quantity(metric: Metric, value: float) -> str:
         return f"{value:.0f} B"
     if metric == "cpu":
         return f"{value:.2f} cores"
+    if metric == "gc":
+        return f"{count(value)} GC collections/s"
     return f"{count(value)} log records/s"
 
 
-METRIC_WORDS: dict[Metric, str] = {"memory": "memory", "cpu": "CPU", "logs": "log volume"}
+METRIC_WORDS: dict[Metric, str] = {
+    "memory": "memory",
+    "cpu": "CPU",
+    "logs": "log volume",
+    "gc": "GC activity",
+}
 
 
 def volumes_text(volumes: dict[str, float], limit: int = 3) -> str:

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from jobcorr.timeline import FloatArray, Metric, Series
 
-THRESHOLDS: dict[Metric, float | None] = {"memory": 2e9, "cpu": 0.8, "logs": None}
+THRESHOLDS: dict[Metric, float | None] = {"memory": 2e9, "cpu": 0.8, "logs": None, "gc": None}
 """The seed's alert limits: memory over 2 GB, CPU over 0.8 cores."""
 MAX_WINDOW_POINTS = 240
 """Baselines are computed on at most this many points per window (decimating if needed)."""
@@ -56,7 +56,7 @@ class Spike:
 
 
 def default_settings(metric: Metric, resolution: float) -> SpikeSettings:
-    floors: dict[Metric, float] = {"memory": 32e6, "cpu": 0.2, "logs": 5.0}
+    floors: dict[Metric, float] = {"memory": 32e6, "cpu": 0.2, "logs": 5.0, "gc": 5.0}
     return SpikeSettings(
         threshold=THRESHOLDS[metric],
         min_duration=2 * resolution,

@@ -19,6 +19,7 @@ from jobcorr.timeline import Metric, RunSpan, Series, VolumeSeries
 MEMORY = "process_resident_memory_bytes"
 CPU = "process_cpu_seconds_total"
 LOGS = "bg_log_records_total"
+GC = "python_gc_collections_total"
 _NOT_VOLUMES = {MEMORY, CPU, LOGS, CGROUP_SERIES, "bg_job_in_progress"}
 
 
@@ -80,7 +81,8 @@ class EmbeddedTimeline:
         if metric == "cpu":
             found = self._find(CPU)
             return self._read(found[0], start, end, step).rate() if found else Series.empty()
-        parts = [self._read(info, start, end, step) for info in self._find(LOGS)]
+        name = LOGS if metric == "logs" else GC
+        parts = [self._read(info, start, end, step) for info in self._find(name)]
         return _sum_counters(parts).rate()
 
     def volumes(self, start: float, end: float) -> list[VolumeSeries]:

@@ -152,6 +152,7 @@ class PrometheusTimeline:
             "memory": f"max({self._selector('process_resident_memory_bytes')})",
             "cpu": f"sum(irate({self._selector('process_cpu_seconds_total')}[{window}]))",
             "logs": f"sum(irate({self._selector('bg_log_records_total')}[{window}]))",
+            "gc": f"sum(irate({self._selector('python_gc_collections_total')}[{window}]))",
         }[metric]
         results = self.query_range(expr, start, end, chosen)
         return results[0][1] if results else Series.empty()

@@ -1,4 +1,4 @@
-"""Run an ASGI app with uvicorn on a background thread (the demo's feed simulator)."""
+"""Run an ASGI app with uvicorn on a background thread (a feed simulator, a report page)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="bf42-feed", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, name="jobcorr-http", daemon=True)
         self.host = host
         self.port = port
 

@@ -1,0 +1,57 @@
+"""A PNG of the dashboard's /report page, taken by headless Chromium.
+
+    render_report_png(app, {"at": "...", "window": "5m", "metric": "memory"}, Path("spike.png"))
+
+Chromium is the browser the page is made for; it is found as `chromium`,
+`chromium-browser` or `google-chrome`, or named by JOBCORR_CHROMIUM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+
+from jobcorr.web.server import BackgroundServer
+
+
+class RenderError(Exception):
+    """The PNG could not be made; the message says why and what to install."""
+
+
+def find_chromium() -> str:
+    named = os.environ.get("JOBCORR_CHROMIUM")
+    for candidate in ([named] if named else []) + ["chromium", "chromium-browser", "google-chrome"]:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise RenderError(
+        "a PNG needs Chromium: install it (Debian: apt-get install chromium) "
+        "or point JOBCORR_CHROMIUM at a Chromium or Chrome binary"
+    )
+
+
+def render_report_png(app: Starlette, query: dict[str, str], path: Path) -> Path:
+    """Serve `app` on loopback for a moment and screenshot /report?query into `path`."""
+    chromium = find_chromium()
+    server = BackgroundServer(app).start()
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            result = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=1340,1380",
+                 "--virtual-time-budget=20000", f"--screenshot={path.resolve()}",
+                 f"{server.url}/report?{urlencode(query)}"],
+                capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+    finally:
+        server.stop()
+    if result.returncode != 0 or not path.is_file():
+        raise RenderError(f"Chromium could not render the report: {result.stderr.strip()[-400:]}")
+    return path

@@ -1,0 +1,144 @@
+"""The dashboard's JSON API over real HTTP: answers, and 4xx (never 500) for bad input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
+import jobcorr
+from jobcorr.sources.embedded import EmbeddedTimeline
+from jobcorr.web.app import dashboard_app
+from jobcorr.web.server import BackgroundServer
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few seconds of a real recorder: two jobs, and a gauge with a hostile label value."""
+    path = tmp_path_factory.mktemp("dashboard") / "jobcorr.sqlite3"
+    registry = CollectorRegistry()
+    jobcorr.register_runtime_metrics(registry)
+    queue = Gauge("bg_queue_depth", "", ["queue"], registry=registry)
+    queue.labels(HOSTILE).set(3)
+    recorder = jobcorr.start_recorder(path, interval=0.1, registry=registry)
+    for _ in range(3):
+        with jobcorr.track("clickhouse_sync", registry=registry) as run:
+            held = b"x" * 40_000_000
+            time.sleep(0.4)
+            run.add("rows", 40_000)
+            del held
+        with jobcorr.track("ranking_calc", registry=registry):
+            time.sleep(0.2)
+    time.sleep(0.3)
+    recorder.stop()
+    return path
+
+
+@pytest.fixture(scope="module")
+def url(store: Path) -> Iterator[str]:
+    server = BackgroundServer(dashboard_app(lambda: EmbeddedTimeline(store))).start()
+    yield server.url
+    server.stop()
+
+
+def get(url: str, path: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{url}{path}", params=params, timeout=30)
+
+
+def test_series_runs_spikes_explain_and_figure_answer(url: str) -> None:
+    series = get(url, "/api/series", **{"from": "-10m"}).json()
+    memory = next(s for s in series["series"] if s["metric"] == "memory")
+    assert memory["unit"] == "bytes" and len(memory["points"]) > 10
+    runs = get(url, "/api/runs", **{"from": "-10m", "job": "clickhouse_sync"}).json()["runs"]
+    assert len(runs) == 3 and runs[0]["volumes"] == {"rows": 40_000}
+    assert get(url, "/api/spikes", **{"from": "-10m"}).status_code == 200
+    started = runs[1]["start"]
+    answer = get(url, "/api/explain", at=started, window="10s").json()
+    assert {"metric", "at", "value", "conclusion", "candidates"} <= set(answer)
+    figure = get(url, "/api/figure", **{"from": "-10m", "width": "800"}).json()
+    assert figure["layout"]["hovermode"] == "x" and figure["data"]
+
+
+def test_label_values_are_escaped(url: str) -> None:
+    figure = get(url, "/api/figure", **{"from": "-10m"}).text
+    assert HOSTILE not in figure
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in figure
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "message"),
+    [
+        (
+            "/api/runs",
+            {"from": "-10m", "job": "nightly_report"},
+            404,
+            "no runs of job 'nightly_report'",
+        ),
+        ("/api/runs", {"from": "-10m", "job": "Not A Job"}, 400, "is not a job name"),
+        ("/api/series", {"from": "now", "to": "-1h"}, 400, "must be before"),
+        ("/api/series", {"from": "-90d"}, 400, "at most 31 days"),
+        ("/api/series", {"from": "last tuesday"}, 400, "is not a time"),
+        ("/api/series", {"from": "-1h", "width": "99999"}, 400, "width must be"),
+        ("/api/spikes", {"from": "-1h", "metric": "disk"}, 400, "metric 'disk' is not one of"),
+        ("/api/explain", {}, 400, "missing parameter 'at'"),
+        ("/api/explain", {"at": "-1m", "window": "forever"}, 400, "window"),
+        ("/api/explain", {"at": "-1m", "window": "30d"}, 400, "at most 1d"),
+        ("/api/figure", {"from": "-1h", "to": "garbage"}, 400, "to:"),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_a_clear_message(
+    url: str, path: str, params: dict[str, str], status: int, message: str
+) -> None:
+    response = get(url, path, **params)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_the_dashboard_is_read_only(url: str) -> None:
+    response = httpx.post(f"{url}/api/explain", params={"at": "-1m"})
+    assert response.status_code == 405 and "read-only" in response.json()["error"]
+
+
+def test_a_missing_store_is_a_503_with_the_reason(tmp_path: Path) -> None:
+    server = BackgroundServer(
+        dashboard_app(lambda: EmbeddedTimeline(tmp_path / "none.sqlite3"))
+    ).start()
+    try:
+        response = get(server.url, "/api/series")
+        assert response.status_code == 503 and "no jobcorr store" in response.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_openapi_and_local_assets(url: str) -> None:
+    spec = get(url, "/api/openapi.json").json()
+    assert {"/api/series", "/api/runs", "/api/spikes", "/api/explain", "/api/figure"} <= set(
+        spec["paths"]
+    )
+    plotly = get(url, "/static/plotly.min.js")
+    assert plotly.status_code == 200 and "javascript" in plotly.headers["content-type"]
+    assert len(plotly.content) > 1_000_000
+    page = get(url, "/").text
+    assert 'src="/static/plotly.min.js"' in page and "http" not in page.split("<body>")[0].replace(
+        'name="viewport"', ""
+    )
+    assert get(url, "/static/../../etc/passwd").status_code == 404
+
+
+def test_credentials_when_configured(store: Path) -> None:
+    app = dashboard_app(lambda: EmbeddedTimeline(store), username="ops", password="pw", token="t0k")
+    server = BackgroundServer(app).start()
+    try:
+        assert get(server.url, "/api/series").status_code == 401
+        assert httpx.get(f"{server.url}/api/series", auth=("ops", "pw")).status_code == 200
+        assert httpx.get(f"{server.url}/api/series", auth=("ops", "nope")).status_code == 401
+        bearer = {"Authorization": "Bearer t0k"}
+        assert httpx.get(f"{server.url}/", headers=bearer).status_code == 200
+    finally:
+        server.stop()
