@@ -25,6 +25,7 @@ bench: setup
 	$(PY) benchmarks/bench_tracking.py
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_explain.py
+	$(PY) benchmarks/bench_dashboard.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -109,8 +109,8 @@ class Timeline(Protocol):
         """Memory (bytes), CPU (cores), log volume (records/s) or GC collections (per
         second) over [start, end], at full resolution, or coarser when `step` allows."""
 
-    def volumes(self, start: float, end: float) -> list[VolumeSeries]:
-        """The service's volume series over [start, end]."""
+    def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
+        """The service's volume series over [start, end] (coarser when `step` allows)."""
 
     def runs(self, start: float, end: float) -> list[RunSpan]:
         """Runs overlapping [start, end], by start time."""

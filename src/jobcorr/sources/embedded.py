@@ -85,10 +85,10 @@ class EmbeddedTimeline:
         parts = [self._read(info, start, end, step) for info in self._find(name)]
         return _sum_counters(parts).rate()
 
-    def volumes(self, start: float, end: float) -> list[VolumeSeries]:
+    def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
         return [
             VolumeSeries(info.name, info.labels, "gauge" if info.kind == "gauge" else "counter",
-                         self._read(info, start, end))
+                         self._read(info, start, end, step))
             for info in self._series
             if info.name not in _NOT_VOLUMES and not info.name.startswith("python_")
         ]  # fmt: skip

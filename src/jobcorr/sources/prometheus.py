@@ -171,8 +171,8 @@ class PrometheusTimeline:
         ]  # fmt: skip
         return sorted(names)[:MAX_VOLUME_NAMES]
 
-    def volumes(self, start: float, end: float) -> list[VolumeSeries]:
-        step = self._step_for(start, end)
+    def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
+        step = max(step or 0.0, self._step_for(start, end))
         found = []
         for name in self._volume_names(start, end):
             for labels, series in self.query_range(self._selector(name), start, end, step):

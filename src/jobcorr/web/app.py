@@ -36,7 +36,7 @@ from jobcorr.names import NAME_RULE
 from jobcorr.sources import SourceError
 from jobcorr.timeline import METRICS, Metric, Timeline
 from jobcorr.times import TimeParseError, format_local, iso_local, parse_at, parse_duration
-from jobcorr.web.figure import build_figure
+from jobcorr.web.figure import build_figure, downsample, view_step
 
 STATIC = Path(__file__).parent / "static"
 MAX_RANGE = 31 * 86400
@@ -117,14 +117,12 @@ def dashboard_app(
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
         responses: {200: {description: "{series: [{metric, unit, points: [[unix ms, value]]}]}"}}
         """
-        from jobcorr.web.figure import downsample
-
         start, end = _range(request)
         width = _width(request)
         units = {"memory": "bytes", "cpu": "cores", "logs": "records/s", "gc": "collections/s"}
         out = []
         for metric in METRICS:
-            points = downsample(source.metric(metric, start, end), width)
+            points = downsample(source.metric(metric, start, end, view_step(start, end)), width)
             out.append({"metric": metric, "unit": units[metric],
                         "points": [[int(t * 1000), float(v)] for t, v in
                                    zip(points.times, points.values, strict=True)]})  # fmt: skip
