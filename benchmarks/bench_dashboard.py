@@ -81,8 +81,10 @@ def main() -> None:
                     print(f"{label:30s} p50 {p50 * 1000:7.0f} ms   p99 {p99 * 1000:7.0f} ms")
             page = first_chart_seconds(f"{server.url}/")
             empty_page = first_chart_seconds(f"{baseline.url}/")
-            print(f"page, time to first chart (24 h of data): {page:.2f} s   "
-                  f"(one minute of data: {empty_page:.2f} s, ratio {page / empty_page:.1f})")  # fmt: skip
+            print(
+                f"page, time to first chart (24 h of data): {page:.2f} s   (one minute of "
+                f"data: {empty_page:.2f} s, ratio {page / empty_page:.1f})"
+            )
         finally:
             server.stop()
             baseline.stop()
