@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 import jobcorr
 from jobcorr import contract
 from jobcorr.check import check_exposition
+from jobcorr.web.server import BackgroundServer
 
 
 @pytest.fixture
@@ -181,21 +181,12 @@ def test_serve_metrics_binds_to_loopback_and_stops(registry) -> None:
 def test_the_asgi_app_serves_the_same_contract(registry) -> None:
     with jobcorr.track("clickhouse_sync", registry=registry):
         pass
-    config = uvicorn.Config(
-        jobcorr.metrics_app(registry), host="127.0.0.1", port=0, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run)
-    thread.start()
+    server = BackgroundServer(jobcorr.metrics_app(registry)).start()
     try:
-        while not server.started:
-            threading.Event().wait(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}/"
+        url = f"{server.url}/"
         text = httpx.get(url).text
         assert all(r.ok for r in check_exposition(text, require_jobs=["clickhouse_sync"]))
         om = httpx.get(url, headers={"Accept": "application/openmetrics-text"})
         assert om.headers["content-type"].startswith("application/openmetrics-text")
     finally:
-        server.should_exit = True
-        thread.join()
+        server.stop()

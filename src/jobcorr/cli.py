@@ -304,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which job was running when a metric spiked, and what it was doing",
         description=(
             "Find the spike nearest --at and name the job behind it, with the evidence: which "
-            "runs covered the climb, how the metric behaved in the job's earlier runs, and what "
-            "the runs processed. Times print in the local zone with their offset."
+            "runs covered the climb, how the metric moves with each job's runs over the history, "
+            "and what the runs processed. Times print in the local zone with their offset."
         ),
         epilog='examples: jobcorr explain --at -15m | jobcorr explain --at "2026-11-28 14:23" '
         "--window 10m --metric cpu --json",
