@@ -77,12 +77,6 @@ class _ProcReader:
             return rss, rss
         return 0, 0
 
-    def close(self) -> None:
-        for fd in (self._status, self._statm, self._clear_refs):
-            if fd >= 0:
-                os.close(fd)
-        self._status = self._statm = self._clear_refs = -1
-
 
 def _status_kib(status: bytes, key: bytes) -> int:
     start = status.find(key)

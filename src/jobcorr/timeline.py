@@ -47,7 +47,8 @@ class Series:
         return None if index < 0 else float(self.values[index])
 
     def between(self, start: float, end: float) -> Series:
-        lo, hi = np.searchsorted(self.times, [start, end], side="left")
+        """The samples with start <= t <= end."""
+        lo = int(np.searchsorted(self.times, start, side="left"))
         hi = int(np.searchsorted(self.times, end, side="right"))
         return Series(self.times[lo:hi], self.values[lo:hi])
 
@@ -89,7 +90,6 @@ class RunSpan:
     status: str
     volumes: dict[str, float] = field(default_factory=dict)
     peak_memory: float | None = None
-    memory_at_start: float | None = None
     exact: bool = True
 
     def overlap(self, start: float, end: float, now: float) -> float:

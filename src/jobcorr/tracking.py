@@ -145,14 +145,16 @@ class Run(Watch):
         if self.run_id:
             raise RuntimeError(f"run {self.run_id} of job {self.job!r} was already entered")
         self.run_id = _run_ids.next()
+        # Wall and monotonic clocks read back to back: end = start + monotonic duration, so
+        # nested runs end in the order they really ended.
         self.started_at = time.time()
+        self._perf_start = time.perf_counter()
+        self._cpu_start = time.thread_time()
         self._metrics.run_started(self)
         _sampler.begin(self)
         self._token: Token[Run | None] = _current.set(self)
         if _start_listeners:
             _notify(_start_listeners, RunStart(self.run_id, self.job, self.started_at))
-        self._cpu_start = time.thread_time()
-        self._perf_start = time.perf_counter()
         return self
 
     def __exit__(

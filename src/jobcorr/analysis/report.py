@@ -7,7 +7,8 @@ Schema of `explanation_to_dict` (documented in the README; fields are only ever 
     conclusion, blamed (the job the conclusion names, or null),
     candidates: [{job, confidence (0..1), coverage, lift, typical_rise, volumes,
                   fit: {volume, per_unit, r2, runs} | null,
-                  runs: [{run_id, start, end, status, volumes}]}],   best first
+                  runs: [{run_id, start, end, status, volumes, peak_memory, exact}]}],
+                  best first
     gauges: {series: value at the moment}, counters: {series: increase during the climb}
 """
 
@@ -62,6 +63,7 @@ def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
                 "end": None if run.end is None else iso_local(run.end),
                 "status": run.status,
                 "volumes": run.volumes,
+                "peak_memory": run.peak_memory,
                 "exact": run.exact,
             }
             for run in candidate.runs
