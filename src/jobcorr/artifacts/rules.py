@@ -44,7 +44,21 @@ def _same_process(d: Description, query: str) -> str:
 
 def _jobs_running(d: Description) -> str:
     query = _same_process(d, "max by (job) (bg_job_in_progress{{m}}) > 0")
-    return f"{{{{ range {query} | query }}}}{{{{ .Labels.job }}}} {{{{ else }}}}none {{{{ end }}}}"
+    return (
+        f"{{{{ range $i, $s := {query} | query }}}}{{{{ if $i }}}}, {{{{ end }}}}"
+        f"{{{{ $s.Labels.job }}}}{{{{ else }}}}none{{{{ end }}}}"
+    )
+
+
+def _volume(d: Description) -> str:
+    """The process's sync volume rate, humanized, as a template (empty without one)."""
+    if not d.sync_volume:
+        return ""
+    rate = _same_process(d, f"sum(rate({d.sync_volume}{{{{m}}}}[{d.rate_window}]))")
+    return (
+        f" Volume: {{{{ with {rate} | query }}}}{{{{ . | first | value | humanize }}}}"
+        f"{{{{ else }}}}0{{{{ end }}}} {d.sync_volume}/s."
+    )
 
 
 def running(d: Description, job: str) -> str:
@@ -67,7 +81,7 @@ def alerts(d: Description) -> list[Alert]:
             f"{memory} > {t.memory_bytes:g}",
             f"Memory over {memory_limit}B",
             f"Memory is {{{{ $value | humanize }}}}B (limit {memory_limit}B). "
-            f"Jobs running: {_jobs_running(d)}",
+            f"Jobs running: {_jobs_running(d)}.{_volume(d)}",
             for_=t.alert_for,
         ),
         Alert(
@@ -75,7 +89,7 @@ def alerts(d: Description) -> list[Alert]:
             f"rate({d.memory.cpu_seconds()}[{w}]) > {t.cpu_cores:g}",
             f"CPU over {t.cpu_cores:g} cores",
             f'CPU is {{{{ printf "%.2f" $value }}}} cores (limit {t.cpu_cores:g}). '
-            f"Jobs running: {_jobs_running(d)}",
+            f"Jobs running: {_jobs_running(d)}.{_volume(d)}",
             for_=t.alert_for,
         ),
     ]
@@ -233,16 +247,22 @@ def unit_test_cases(d: Description) -> list[Case]:
         ]
 
     memory_labels = {**process, **dict(d.memory.labels)}
+
+    def volume_text(rate: float) -> str:
+        return f" Volume: {_humanize(rate)} {d.sync_volume}/s." if d.sync_volume else ""
+
+    volume = _series(d.sync_volume or "", {**process, "operation": "player_metrics"})
+    with_volume = {volume: _ramp(100)} if d.sync_volume else {}
     cases = [
         Case(
             "HighMemoryUsage",
             "memory over the limit while a job runs",
-            {memory: _flat(high_memory), in_progress(sync): _flat(1)},
+            {memory: _flat(high_memory), in_progress(sync): _flat(1), **with_volume},
             firing(
                 "HighMemoryUsage",
                 memory_labels,
                 description=f"Memory is {_humanize(high_memory)}B (limit "
-                f"{_humanize(t.memory_bytes)}B). Jobs running: {sync} ",
+                f"{_humanize(t.memory_bytes)}B). Jobs running: {sync}.{volume_text(100)}",
             ),
         ),
         Case(
@@ -258,13 +278,12 @@ def unit_test_cases(d: Description) -> list[Case]:
                 "HighCPUUsage",
                 memory_labels,
                 description=f"CPU is {t.cpu_cores + 0.1:.2f} cores (limit {t.cpu_cores:g}). "
-                "Jobs running: none ",
+                f"Jobs running: none.{volume_text(0)}",
             ),
         ),
         Case("HighCPUUsage", "cpu under the limit", {cpu: _ramp(t.cpu_cores / 2)}),
     ]
     if d.sync_job and d.sync_volume:
-        volume = _series(d.sync_volume, {**process, "operation": "player_metrics"})
         high_rate = d.sync_volume_threshold * 2
         cases += [
             Case(
