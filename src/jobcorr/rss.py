@@ -19,6 +19,8 @@ for this process while runs are active.
 
 Start and end readings are the sampler's latest, at most one interval old; the sampler
 keeps ticking for `linger` seconds after the last run so that back-to-back runs stay fresh.
+The first run after a quiet spell reads its start directly (one pread of
+/proc/self/statm), since the sampler's last reading is then stale.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ class _ProcReader:
             return "hwm"
         return "statm" if self._statm >= 0 else "none"
 
+    def current(self) -> int | None:
+        """Resident memory now, from /proc/self/statm (one small pread), if there is one."""
+        if self._statm < 0:
+            return None
+        return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE_SIZE
+
     def read(self) -> tuple[int, int]:
         if self._clear_refs >= 0:
             status = os.pread(self._status, 8192, 0)
@@ -72,10 +80,8 @@ class _ProcReader:
                 os.close(self._clear_refs)
                 self._clear_refs = -1
             return rss, max(rss, peak)
-        if self._statm >= 0:
-            rss = int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE_SIZE
-            return rss, rss
-        return 0, 0
+        rss = self.current() or 0
+        return rss, rss
 
 
 def _status_kib(status: bytes, key: bytes) -> int:
@@ -130,10 +136,14 @@ class RssSampler:
 
     def begin(self, watch: Watch) -> None:
         """Start watching `watch` for one run."""
-        latest = self._latest
-        watch.rss_peak = latest
-        # While idle the latest reading may be old; the sampler's next tick sets the start.
-        watch.rss_start = None if self._idle else latest
+        if self._idle:
+            # The latest reading is old: read the start now (the first run after a quiet
+            # spell pays one small /proc read; runs in a busy period pay none).
+            start = self._ensure_reader().current()
+            watch.rss_start = start
+            watch.rss_peak = start if start is not None else self._latest
+        else:
+            watch.rss_start = watch.rss_peak = self._latest
         self._watches.add(watch)
         if self._idle:  # read after the add: see _go_idle_unless_watched
             self._wake_up()

@@ -90,6 +90,8 @@ class RunSpan:
     status: str
     volumes: dict[str, float] = field(default_factory=dict)
     peak_memory: float | None = None
+    memory_at_start: float | None = None
+    """Resident memory at the run's start and its peak during the run (run records only)."""
     exact: bool = True
 
     def overlap(self, start: float, end: float, now: float) -> float:

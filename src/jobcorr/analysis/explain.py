@@ -4,7 +4,10 @@ For the spike nearest the asked moment, every job with a run during the climb (f
 last sample near the baseline to the peak) is a candidate. Three pieces of evidence rank
 them, each from 0 to 1:
 
-- coverage: how much of the climb the job's runs covered (0: not running; not blamed);
+- coverage: how much of the climb the job's runs covered (0: not running; not blamed).
+  For memory, runs that carry their own readings (run records) must also have seen
+  memory rise while they ran: a run whose peak stayed within a tenth of the spike's
+  height of its starting memory did not cause the climb, whatever the sampling suggests;
 - lift: across the history, the metric's excess over its trailing baseline is regressed
   on which jobs were running (least squares, one indicator per job). A job's coefficient
   is what its runs typically add; its share among the candidates' positive coefficients
@@ -41,6 +44,8 @@ HISTORY_SECONDS = 24 * 3600
 WEIGHTS = {"coverage": 0.3, "lift": 0.5, "fit": 0.2}
 SURE = 0.5
 MIN_COVERAGE = 0.25
+MIN_OWN_RISE = 0.1
+"""Share of the spike's height a run must have seen memory rise by, where runs record it."""
 """A job is blamed only if its runs covered at least this much of the climb."""
 
 
@@ -123,7 +128,11 @@ def explain(
         climb = (moment - timeline.resolution, moment)
 
     runs = _by_job(timeline.runs(at - lookback, at + window))
-    candidates = _candidates(runs, climb, series, baseline_window, timeline.resolution, at + window)
+    height = value - (spike.baseline if spike else float(np.median(recent.values)))
+    own_rise = height if metric == "memory" else None
+    candidates = _candidates(
+        runs, climb, series, baseline_window, timeline.resolution, at + window, own_rise
+    )
 
     tolerance = timeline.resolution
     volumes = timeline.volumes(climb[0] - tolerance, max(climb[1], moment) + tolerance)
@@ -179,10 +188,17 @@ def _candidates(
     baseline_window: float,
     tolerance: float,
     now: float,
+    memory_height: float | None = None,
 ) -> list[Candidate]:
-    """Jobs with a run during the climb, best first."""
+    """Jobs with a run during the climb, best first. With `memory_height`, runs that
+    recorded their own memory must have seen it rise (see the module docstring)."""
     during = {
-        job: [r for r in job_runs if r.overlap(climb[0] - tolerance, climb[1] + tolerance, now) > 0]
+        job: [
+            r
+            for r in job_runs
+            if r.overlap(climb[0] - tolerance, climb[1] + tolerance, now) > 0
+            and _saw_the_rise(r, memory_height)
+        ]
         for job, job_runs in runs.items()
     }
     during = {job: job_runs for job, job_runs in during.items() if job_runs}
@@ -228,6 +244,12 @@ def _candidates(
             )
         )  # fmt: skip
     return sorted(candidates, key=lambda c: -c.confidence)
+
+
+def _saw_the_rise(run: RunSpan, memory_height: float | None) -> bool:
+    if memory_height is None or run.peak_memory is None or run.memory_at_start is None:
+        return True
+    return run.peak_memory - run.memory_at_start >= MIN_OWN_RISE * memory_height
 
 
 def job_effects(
@@ -343,7 +365,8 @@ def survey(
     surveyed = []
     for spike in spikes:
         climb = (spike.rise_start, spike.peak_at)
-        candidates = _candidates(runs, climb, series, baseline_window, step, end)
+        height = spike.height if metric == "memory" else None
+        candidates = _candidates(runs, climb, series, baseline_window, step, end, height)
         top = candidates[0] if candidates else None
         blamed = top if top and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
         surveyed.append(SurveyedSpike(spike, blamed))
