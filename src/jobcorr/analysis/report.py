@@ -3,7 +3,8 @@
 Schema of `explanation_to_dict` (documented in the README; fields are only ever added):
 
     metric, at, moment (ISO 8601, local offset), value, window_seconds,
-    spike: {rise_start, start, peak_at, end, peak, baseline, reason} | null,
+    spike: {rise_start, start, peak_at, end, peak, baseline, peak_text, baseline_text,
+            reason} | null,
     conclusion, blamed (the job the conclusion names, or null),
     candidates: [{job, confidence (0..1), coverage, lift, typical_rise, volumes,
                   fit: {volume, per_unit, r2, runs} | null,
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcorr.analysis.explain import Candidate, Explanation, SurveyedSpike
+from jobcorr.analysis.narrative import quantity
 from jobcorr.analysis.spikes import Spike
 from jobcorr.times import iso_local
 
@@ -33,6 +35,8 @@ def spike_to_dict(spike: Spike) -> dict[str, Any]:
         "end": iso_local(spike.end),
         "peak": spike.peak,
         "baseline": spike.baseline,
+        "peak_text": quantity(spike.metric, spike.peak),
+        "baseline_text": quantity(spike.metric, spike.baseline),
         "reason": spike.reason,
     }
 

@@ -63,7 +63,7 @@ function show(answer) {
   state.explanation = answer.conclusion;
   const spike = answer.spike;
   document.getElementById("spike").textContent = spike
-    ? `rose from ${spike.baseline.toPrecision(3)} at ${spike.rise_start} to ${spike.peak.toPrecision(3)} at ${spike.peak_at} (${spike.reason})`
+    ? `rose from ${spike.baseline_text} at ${spike.rise_start} to ${spike.peak_text} at ${spike.peak_at} (${spike.reason})`
     : "no spike at that moment: the window's highest point is explained";
   const body = document.querySelector("#evidence tbody");
   body.replaceChildren();
