@@ -93,10 +93,13 @@ class Explanation:
     @property
     def blamed(self) -> Candidate | None:
         """The job the conclusion names, or None when no job was running during the climb."""
-        top = self.candidates[0] if self.candidates else None
-        return (
-            top if top is not None and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
-        )
+        return _blame(self.candidates)
+
+
+def _blame(candidates: list[Candidate]) -> Candidate | None:
+    """The best candidate, if its runs covered enough of the climb to be named."""
+    top = candidates[0] if candidates else None
+    return top if top is not None and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
 
 
 def explain(
@@ -140,9 +143,7 @@ def explain(
         v.title: g for v in volumes if v.kind == "gauge" and (g := v.series.at(moment)) is not None
     }
     counters = _increases(volumes, climb[0] - tolerance, moment)
-    top = candidates[0] if candidates else None
-    if top is not None and (top.coverage < MIN_COVERAGE or top.confidence <= 0):
-        top = None
+    top = _blame(candidates)
     shown = top.volumes if top and top.volumes else (counters if top else {})
     text = narrative.conclusion(
         top.job if top else None,
@@ -367,7 +368,5 @@ def survey(
         climb = (spike.rise_start, spike.peak_at)
         height = spike.height if metric == "memory" else None
         candidates = _candidates(runs, climb, series, baseline_window, step, end, height)
-        top = candidates[0] if candidates else None
-        blamed = top if top and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
-        surveyed.append(SurveyedSpike(spike, blamed))
+        surveyed.append(SurveyedSpike(spike, _blame(candidates)))
     return surveyed
