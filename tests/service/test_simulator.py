@@ -7,7 +7,7 @@ import pytest
 
 from bf42stats.feed import GAMES
 from bf42stats.feed.client import FeedClient
-from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app, parse_duration
+from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app
 from jobcorr.web.server import BackgroundServer
 
 from .conftest import START
@@ -40,10 +40,6 @@ def test_a_surge_adds_its_players_for_its_duration() -> None:
 def test_bad_surges_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"surge|duration"):
         Surge.parse(text)
-
-
-def test_durations() -> None:
-    assert [parse_duration(t) for t in ("30s", "2m", "1.5h")] == [30, 120, 5400]
 
 
 def test_the_feed_paginates_with_cursors_and_the_client_reads_every_page() -> None:

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bf42stats.feed import GAMES
+from jobcorr.times import parse_duration
 
 MAPS = {
     "bf1942": ("wake", "el_alamein", "stalingrad", "omaha_beach", "berlin", "midway"),
@@ -36,18 +37,6 @@ MAPS = {
     "bfvietnam": ("hue", "ia_drang", "operation_hastings", "quang_tri", "khe_sanh"),
 }
 _NAME_PARTS = ("Sgt", "Ace", "Fox", "Wolf", "Hawk", "Tank", "Medic", "Sniper", "Ghost", "Rook")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `2m`, `1.5h` -> seconds."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 2m or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
 @dataclass(frozen=True)
 class Surge:
     """`players` extra players from `offset` seconds after start, for `duration` seconds."""
