@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import uvicorn
 
@@ -79,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
     feed: BackgroundServer | None = None
     if args.demo:
-        settings = load_settings(args)
         world = SimulatedWorld(
             args.servers,
             seed=args.seed,
@@ -89,8 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
             time_scale=settings.speed,
         )
         feed = BackgroundServer(feed_app(world)).start()
-        args.feed_url = feed.url
-    settings = load_settings(args)
+        settings = replace(settings, feed_url=feed.url)
     jobcorr.configure_logging()
     for chatty in ("apscheduler", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
