@@ -37,6 +37,8 @@ MAPS = {
     "bfvietnam": ("hue", "ia_drang", "operation_hastings", "quang_tri", "khe_sanh"),
 }
 _NAME_PARTS = ("Sgt", "Ace", "Fox", "Wolf", "Hawk", "Tank", "Medic", "Sniper", "Ghost", "Rook")
+
+
 @dataclass(frozen=True)
 class Surge:
     """`players` extra players from `offset` seconds after start, for `duration` seconds."""
