@@ -154,7 +154,7 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
                 "-"
                 if fit is None
                 else f"{narrative.quantity(explanation.metric, fit.per_unit)}/{fit.volume}, "
-                f"R² {fit.r2:.2f}",
+                f"R² {fit.r2:.2f} over {candidate.past_runs} runs",
                 ", ".join(r.run_id for r in candidate.runs),
                 narrative.volumes_text(candidate.volumes) or "-",
             )

@@ -116,6 +116,3 @@ class Timeline(Protocol):
 
     def runs(self, start: float, end: float) -> list[RunSpan]:
         """Runs overlapping [start, end], by start time."""
-
-    def bounds(self) -> tuple[float, float] | None:
-        """(first, last) time with data, or None for an empty source."""

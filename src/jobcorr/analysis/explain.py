@@ -74,6 +74,7 @@ class Candidate:
     """Median of the metric while the job ran, over the history."""
     metric_outside_runs: float | None = None
     past_runs: int = 0
+    """Finished runs of the job before the climb: what the volume fit learned from."""
 
 
 @dataclass

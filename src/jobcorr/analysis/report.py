@@ -58,6 +58,7 @@ def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
             "r2": round(fit.r2, 3),
             "runs": fit.runs,
         },
+        "past_runs": candidate.past_runs,
         "metric_in_runs": candidate.metric_in_runs,
         "metric_outside_runs": candidate.metric_outside_runs,
         "runs": [

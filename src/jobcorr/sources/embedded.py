@@ -40,6 +40,7 @@ class EmbeddedTimeline:
         return self._resolution
 
     def bounds(self) -> tuple[float, float] | None:
+        """(first, last) time the store has memory samples for, or None when empty."""
         return self._bounds
 
     def _measure_resolution(self) -> float:

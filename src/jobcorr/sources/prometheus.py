@@ -142,9 +142,6 @@ class PrometheusTimeline:
         step = self._ensure_step(end)
         return max(step, (end - start) / (MAX_POINTS * MAX_CHUNKS))
 
-    def bounds(self) -> tuple[float, float] | None:
-        return None  # unknown without scanning; analysis asks for the ranges it needs
-
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
         chosen = max(step or 0.0, self._step_for(start, end))
         window = f"{math.ceil(4 * chosen * 1000)}ms"
