@@ -7,10 +7,13 @@ PORT   ?= 8080
 
 .PHONY: setup run test bench lint clean
 
-$(STAMP): pyproject.toml
+SERVICE := services/bf42stats
+
+# jobcorr with every extra, and the reference service, both editable.
+$(STAMP): pyproject.toml $(SERVICE)/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]' -e $(SERVICE)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,8 +31,8 @@ bench: setup
 	$(PY) benchmarks/bench_dashboard.py
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src $(SERVICE)/src tests benchmarks
+	$(VENV)/bin/ruff format --check src $(SERVICE)/src tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:
