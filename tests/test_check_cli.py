@@ -68,7 +68,7 @@ def test_wrong_types_labels_and_missing_families_are_reported_family_by_family()
 def test_an_unreachable_endpoint_exits_2_with_the_reason() -> None:
     result = jobcorr_check(f"http://127.0.0.1:{free_port()}/metrics", "--timeout", "2")
     assert result.returncode == 2
-    assert "cannot fetch" in result.stdout
+    assert "cannot fetch" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -94,7 +94,7 @@ def test_an_endpoint_that_is_not_metrics_exits_2(status: int, body: bytes, messa
     try:
         result = jobcorr_check(f"http://127.0.0.1:{httpd.server_port}/metrics")
         assert result.returncode == 2
-        assert message in result.stdout
+        assert message in result.stderr
     finally:
         httpd.shutdown()
         httpd.server_close()

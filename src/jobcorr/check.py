@@ -10,10 +10,11 @@ properly: it parses the exposition and compares types and label names, not subst
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import httpx
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
@@ -108,13 +109,22 @@ def check_url(
     require_jobs: Sequence[str] = (),
 ) -> list[FamilyReport]:
     """Fetch `url` and check it; raises `EndpointUnreadable` with the reason when it cannot."""
+    text, content_type = _fetch(url, timeout)
+    openmetrics = content_type.startswith("application/openmetrics")
+    return check_exposition(text, specs, openmetrics=openmetrics, require_jobs=require_jobs)
+
+
+def _fetch(url: str, timeout: float) -> tuple[str, str]:
+    """The body and content type of a 200 answer (stdlib only: the core needs no client)."""
+    if not url.startswith(("http://", "https://")):
+        raise EndpointUnreadable(f"{url!r} is not an http:// or https:// URL")
     try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=True)
-    except httpx.HTTPError as error:
-        raise EndpointUnreadable(f"cannot fetch {url}: {error or type(error).__name__}") from error
-    if response.status_code != 200:
-        raise EndpointUnreadable(f"{url} answered HTTP {response.status_code}, expected 200")
-    openmetrics = response.headers.get("content-type", "").startswith("application/openmetrics")
-    return check_exposition(
-        response.text, specs, openmetrics=openmetrics, require_jobs=require_jobs
-    )
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode("utf-8", "replace"), response.headers.get(
+                "content-type", ""
+            )
+    except urllib.error.HTTPError as error:
+        raise EndpointUnreadable(f"{url} answered HTTP {error.code}, expected 200") from error
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error or type(error).__name__
+        raise EndpointUnreadable(f"cannot fetch {url}: {reason}") from error

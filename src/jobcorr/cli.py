@@ -12,29 +12,31 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from jobcorr.analysis import narrative
 from jobcorr.check import EndpointUnreadable, FamilyReport, check_url
-from jobcorr.sources import SourceError, open_source
-from jobcorr.timeline import METRICS, Timeline
+from jobcorr.contract import METRICS
+from jobcorr.extras import MissingExtra, require
 from jobcorr.times import AT_FORMS, TimeParseError, format_local, parse_at, parse_duration
+
+if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
+    from rich.console import Console
+
+    from jobcorr.timeline import Timeline
 
 EXIT_OK, EXIT_WRONG, EXIT_UNREADABLE = 0, 1, 2
 
 
-def _check(args: argparse.Namespace, console: Console) -> int:
+def _check(args: argparse.Namespace) -> int:
     try:
         reports = check_url(args.url, timeout=args.timeout, require_jobs=args.require_job)
     except EndpointUnreadable as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
     if args.json:
         print(json.dumps([_report_json(r) for r in reports], indent=2))
     else:
-        _print_reports(reports, console)
+        _print_reports(reports)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_WRONG
 
 
@@ -48,28 +50,40 @@ def _report_json(report: FamilyReport) -> dict[str, object]:
     }
 
 
-def _print_reports(reports: Sequence[FamilyReport], console: Console) -> None:
-    table = Table(title="metric contract")
-    for column in ("family", "type", "labels", "verdict", "detail"):
-        table.add_column(column)
-    for report in reports:
-        colour = "green" if report.ok else "red"
-        table.add_row(
-            report.spec.exposed_name,
-            report.spec.type,
-            ",".join(report.spec.labels),
-            f"[{colour}]{report.verdict}[/{colour}]",
-            report.detail,
+def _print_reports(reports: Sequence[FamilyReport]) -> None:
+    """A plain aligned table: `check` is part of the core and needs no rich."""
+    rows = [("family", "type", "labels", "verdict", "detail")]
+    rows += [
+        (r.spec.exposed_name, r.spec.type, ",".join(r.spec.labels), r.verdict, r.detail)
+        for r in reports
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]
         )
-    console.print(table)
     wrong = sum(not r.ok for r in reports)
-    console.print(f"{len(reports) - wrong} of {len(reports)} families as the contract says.")
+    print(f"{len(reports) - wrong} of {len(reports)} families as the contract says.")
 
 
-def _export(args: argparse.Namespace, console: Console) -> int:
-    from jobcorr.artifacts import load_description, write_all
+def _console() -> Console:
+    require("explain", "rich")
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped or captured: keep table rows on one line each
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def _export(args: argparse.Namespace) -> int:
+    from jobcorr.artifacts import ARTIFACTS, load_description, write_all
     from jobcorr.artifacts.export import stale
 
+    console = _console()
+    if args.kind not in ("all", *ARTIFACTS):
+        console.print(f"[red]error:[/red] no artifact {args.kind!r}: all, {', '.join(ARTIFACTS)}")
+        return EXIT_UNREADABLE
     try:
         description = load_description(args.description)
     except ValueError as error:
@@ -92,6 +106,8 @@ DEFAULT_SOURCE = "embedded:data/jobcorr.sqlite3"
 
 
 def _open(args: argparse.Namespace) -> Timeline:
+    from jobcorr.sources import open_source
+
     return open_source(
         args.source,
         username=args.username,
@@ -101,9 +117,13 @@ def _open(args: argparse.Namespace) -> Timeline:
     )
 
 
-def _explain(args: argparse.Namespace, console: Console) -> int:
-    from jobcorr.analysis import explain
+def _explain(args: argparse.Namespace) -> int:
+    from jobcorr.analysis import explain, narrative
     from jobcorr.analysis.report import explanation_to_dict
+    from jobcorr.sources import SourceError
+
+    console = _console()
+    from rich.table import Table
 
     try:
         at = parse_at(args.at, now=time.time())
@@ -162,11 +182,13 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _dashboard(args: argparse.Namespace, console: Console) -> int:
-    import uvicorn
-
+def _dashboard(args: argparse.Namespace) -> int:
+    require("dashboard", "starlette", "uvicorn")  # before the explain modules it also needs
+    from jobcorr.sources import SourceError
     from jobcorr.web.app import dashboard_app
+    from jobcorr.web.server import serve_forever
 
+    console = _console()
     try:
         _open(args)  # fail now, with the reason, rather than on the first page load
     except SourceError as error:
@@ -179,13 +201,17 @@ def _dashboard(args: argparse.Namespace, console: Console) -> int:
         token=os.environ.get("JOBCORR_DASHBOARD_TOKEN"),
     )
     console.print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    serve_forever(app, args.host, args.port)
     return EXIT_OK
 
 
-def _spikes(args: argparse.Namespace, console: Console) -> int:
-    from jobcorr.analysis import survey
+def _spikes(args: argparse.Namespace) -> int:
+    from jobcorr.analysis import narrative, survey
     from jobcorr.analysis.report import survey_to_dict
+    from jobcorr.sources import SourceError
+
+    console = _console()
+    from rich.table import Table
 
     try:
         since = parse_duration(args.since)
@@ -274,8 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_check)
 
-    from jobcorr.artifacts.export import ARTIFACTS
-
     export = commands.add_parser(
         "export",
         help="generate Grafana dashboards, Prometheus rules and Kubernetes manifests",
@@ -287,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: jobcorr export all --out deploy/   (the description comes from "
         "[tool.jobcorr] description in ./pyproject.toml unless --description is given)",
     )
-    export.add_argument("kind", choices=["all", *ARTIFACTS], help="what to generate")
+    export.add_argument(
+        "kind", help="what to generate: all, grafana, rules, kubernetes or scrape-config"
+    )
     export.add_argument("--out", type=Path, required=True, help="output directory, e.g. deploy/")
     export.add_argument(
         "--description", metavar="MODULE:ATTRIBUTE", help="e.g. bf42stats.deploy:DESCRIPTION"
@@ -371,10 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         _attach_negative_values(sys.argv[1:] if argv is None else argv)
     )
-    console = Console(highlight=False)
-    if not console.is_terminal:  # piped or captured: keep table rows on one line each
-        console = Console(highlight=False, width=200)
-    return int(args.handler(args, console))
+    try:
+        return int(args.handler(args))
+    except MissingExtra as error:
+        print(f"error: jobcorr {args.command}: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ These names are public API (dashboards, alert rules and users' queries depend on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Metric = Literal["memory", "cpu", "logs", "gc"]
+METRICS: tuple[Metric, ...] = ("memory", "cpu", "logs", "gc")
+"""What an answer can be about: memory in bytes, CPU in cores, log records per second, GC
+collections per second."""
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from jobcorr.contract import Metric
+from jobcorr.extras import require
+
+require("explain", "numpy")
+
 import numpy as np
 import numpy.typing as npt
 
-Metric = Literal["memory", "cpu", "logs", "gc"]
-METRICS: tuple[Metric, ...] = ("memory", "cpu", "logs", "gc")
-"""Memory in bytes, CPU in cores, log records per second, GC collections per second."""
 FloatArray = npt.NDArray[np.float64]
 
 

@@ -5,6 +5,11 @@ source, store or web code is imported here.
     print(explanation.conclusion)
 """
 
+from jobcorr.extras import require
+
+require("explain", "numpy")
+
+
 from jobcorr.analysis.explain import (
     Candidate,
     Explanation,

@@ -37,7 +37,8 @@ from jobcorr.analysis.spikes import (
     default_settings,
     find_spikes,
 )
-from jobcorr.timeline import Metric, RunSpan, Series, Timeline, VolumeSeries
+from jobcorr.contract import Metric
+from jobcorr.timeline import RunSpan, Series, Timeline, VolumeSeries
 from jobcorr.times import format_local
 
 HISTORY_SECONDS = 24 * 3600

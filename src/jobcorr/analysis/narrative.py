@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobcorr.timeline import Metric
+from jobcorr.contract import Metric
 
 
 def count(value: float) -> str:

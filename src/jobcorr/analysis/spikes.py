@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from jobcorr.timeline import FloatArray, Metric, Series
+from jobcorr.contract import Metric
+from jobcorr.timeline import FloatArray, Series
 
 THRESHOLDS: dict[Metric, float | None] = {"memory": 2e9, "cpu": 0.8, "logs": None, "gc": None}
 """The seed's alert limits: memory over 2 GB, CPU over 0.8 cores."""

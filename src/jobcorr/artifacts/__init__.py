@@ -5,6 +5,11 @@ with their unit tests, Kubernetes manifests and a plain scrape config.
     write_all(description, Path("deploy"))       # or: jobcorr export all --out deploy/
 """
 
+from jobcorr.extras import require
+
+require("artifacts", "grafana_foundation_sdk", "yaml")
+
+
 from jobcorr.artifacts.description import (
     Description,
     MemorySource,

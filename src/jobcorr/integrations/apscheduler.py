@@ -16,6 +16,10 @@ A job that raises is recorded as a failure; APScheduler logs it and keeps the ot
 
 from __future__ import annotations
 
+from jobcorr.extras import require
+
+require("apscheduler", "apscheduler")
+
 import functools
 import logging
 from collections.abc import Callable

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jobcorr.contract import Metric
 from jobcorr.recorder import CGROUP_SERIES
 from jobcorr.sources import SourceError
 from jobcorr.store import SeriesInfo, Store, StoreError
-from jobcorr.timeline import Metric, RunSpan, Series, VolumeSeries
+from jobcorr.timeline import RunSpan, Series, VolumeSeries
 
 MEMORY = "process_resident_memory_bytes"
 CPU = "process_cpu_seconds_total"

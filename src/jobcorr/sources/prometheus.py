@@ -17,14 +17,19 @@ counters during it; failures, the increase of `bg_job_failures_total`.
 
 from __future__ import annotations
 
+from jobcorr.extras import require
+
+require("explain", "httpx")
+
 import math
 from collections import defaultdict
 from typing import Any
 
 import httpx
 
+from jobcorr.contract import Metric
 from jobcorr.sources import SourceError
-from jobcorr.timeline import Metric, RunSpan, Series, VolumeSeries
+from jobcorr.timeline import RunSpan, Series, VolumeSeries
 
 MAX_POINTS = 11_000
 MAX_CHUNKS = 8

@@ -32,9 +32,10 @@ from starlette.schemas import SchemaGenerator
 
 from jobcorr.analysis import Explanation, explain, survey
 from jobcorr.analysis.report import explanation_to_dict, survey_to_dict
+from jobcorr.contract import METRICS, Metric
 from jobcorr.names import NAME_RULE
 from jobcorr.sources import SourceError
-from jobcorr.timeline import METRICS, Metric, Timeline
+from jobcorr.timeline import Timeline
 from jobcorr.times import TimeParseError, format_local, iso_local, parse_at, parse_duration
 from jobcorr.web.figure import build_figure, downsample, view_step
 

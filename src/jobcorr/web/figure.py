@@ -14,7 +14,8 @@ import numpy as np
 from jobcorr.analysis import narrative
 from jobcorr.analysis.explain import SurveyedSpike
 from jobcorr.analysis.spikes import THRESHOLDS
-from jobcorr.timeline import Metric, RunSpan, Series, Timeline
+from jobcorr.contract import Metric
+from jobcorr.timeline import RunSpan, Series, Timeline
 
 PANELS: tuple[tuple[str, str], ...] = (
     ("memory", "Memory"),

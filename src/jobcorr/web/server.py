@@ -9,6 +9,11 @@ from typing import Any
 import uvicorn
 
 
+def serve_forever(app: Any, host: str, port: int) -> None:
+    """Serve `app` in the foreground until interrupted (the `jobcorr dashboard` command)."""
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 class BackgroundServer:
     """`BackgroundServer(app).start()` serves on 127.0.0.1 (any free port); `.url`, `.stop()`."""
 
