@@ -1,11 +1,13 @@
-"""jobcorr.integrations.apscheduler on a real BackgroundScheduler."""
+"""jobcorr.integrations.apscheduler on real BackgroundScheduler and AsyncIOScheduler."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jobcorr.integrations.apscheduler import instrument
@@ -38,9 +40,9 @@ def test_every_job_is_tracked_failures_counted_and_others_keep_running(
     def broken() -> None:
         raise RuntimeError("ClickHouse is down")
 
-    scheduler.add_job(healthy, "interval", seconds=0.1, id="stats_collection")
+    scheduler.add_job(healthy, "interval", seconds=0.1, name="stats_collection")
     instrument(scheduler, registry=registry)
-    scheduler.add_job(broken, "interval", seconds=0.1, id="clickhouse_sync")  # added later
+    scheduler.add_job(broken, "interval", seconds=0.1, name="clickhouse_sync")  # added later
     scheduler.start()
     wait_for(lambda: ticks["ok"] >= 5 and any(r.job == "clickhouse_sync" for r in records[2:]))
     scheduler.shutdown(wait=True)
@@ -65,7 +67,7 @@ def test_a_tick_that_finds_the_previous_run_going_is_skipped_and_counted(
         started.set()
         release.wait(10)
 
-    scheduler.add_job(slow, "interval", seconds=0.1, id="ranking_calc")
+    scheduler.add_job(slow, "interval", seconds=0.1, name="ranking_calc")
     instrument(scheduler, registry=registry)
     scheduler.start()
     started.wait(5)
@@ -78,7 +80,7 @@ def test_a_tick_that_finds_the_previous_run_going_is_skipped_and_counted(
 
 
 def test_instrumenting_twice_wraps_once(scheduler, registry, records) -> None:
-    scheduler.add_job(lambda: None, "interval", seconds=0.1, id="gamification")
+    scheduler.add_job(lambda: None, "interval", seconds=0.1, name="gamification")
     instrument(scheduler, registry=registry)
     instrument(scheduler, registry=registry)
     scheduler.start()
@@ -87,12 +89,51 @@ def test_instrumenting_twice_wraps_once(scheduler, registry, records) -> None:
     assert job_metrics(registry).jobs()["gamification"].executions == len(records)
 
 
-def test_job_ids_must_be_valid_names(scheduler, registry, caplog) -> None:
-    scheduler.add_job(lambda: None, "interval", seconds=60, id="Nightly Report")
-    with pytest.raises(ValueError, match="job name 'Nightly Report'"):
-        instrument(scheduler, registry=registry)
-    scheduler.remove_all_jobs()
+def send_reminder() -> None: ...
+
+
+def test_jobs_are_named_after_their_function_never_their_id(scheduler, registry, records) -> None:
+    for user in range(3):  # one-shot jobs with generated ids: one name, not one per user
+        scheduler.add_job(send_reminder, "date", id=f"reminder_user_{user}")
+    scheduler.add_job(send_reminder, "interval", seconds=60, id="x", name="Nightly Report")
     instrument(scheduler, registry=registry)
     scheduler.start()
-    scheduler.add_job(lambda: None, "interval", seconds=60, id="also bad")
-    assert "job 'also bad' is not tracked by jobcorr" in caplog.text
+    wait_for(lambda: len(records) >= 3)
+    nightly = scheduler.get_job("x")
+    scheduler.shutdown(wait=True)
+    assert {r.job for r in records} == {"test_apscheduler_send_reminder"}
+    assert job_metrics(registry).jobs()["test_apscheduler_send_reminder"].executions == 3
+    nightly.func()  # the given name, through the same rule
+    assert records[-1].job == "nightly_report"
+
+
+def test_async_jobs_run_and_are_measured_under_asyncio_scheduler(registry, records) -> None:
+    awaited: list[float] = []
+
+    async def poll() -> None:
+        await asyncio.sleep(0.05)
+        awaited.append(time.time())
+
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("feed unreachable")
+
+    async def main() -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(poll, "interval", seconds=0.1, name="poll")
+        scheduler.add_job(fail, "interval", seconds=0.1, name="fail")
+        instrument(scheduler, registry=registry)
+        scheduler.start()
+        deadline = time.monotonic() + 20
+        while len(awaited) < 3 or not any(r.job == "fail" for r in records):
+            assert time.monotonic() < deadline, "async jobs did not run"
+            await asyncio.sleep(0.02)
+        scheduler.shutdown(wait=False)
+
+    asyncio.run(main())
+    polls = [r for r in records if r.job == "poll"]
+    assert len(polls) >= 3 and len(awaited) >= len(polls)  # every recorded run really ran
+    assert all(r.status == "success" and r.duration >= 0.05 for r in polls)
+    failed = {(r.status, r.error_type, r.error_message) for r in records if r.job == "fail"}
+    assert failed == {("failure", "RuntimeError", "feed unreachable")}
+    assert job_metrics(registry).jobs()["poll"].executions == len(polls)

@@ -103,6 +103,7 @@ class Service:
                 IntervalTrigger(seconds=settings.interval(spec.name)),
                 args=(self.context,),
                 id=spec.name,
+                name=spec.name,  # the job label; without it, the function's module path
                 next_run_time=_utc(now + index * FIRST_RUN_STAGGER_SECONDS),
             )
         instrument(scheduler, registry=self.registry)
