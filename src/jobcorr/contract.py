@@ -91,3 +91,37 @@ DURATION_BUCKETS: tuple[float, ...] = (
     30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
 )  # fmt: skip
 """`bg_job_duration_seconds` buckets: 5 ms to 1 h, so that p95 means something for hourly jobs."""
+
+# jobcorr's own health: the recorder and the cardinality caps (not part of a job's contract).
+RECORDER_UP = FamilySpec(
+    "jobcorr_recorder_up",
+    "gauge",
+    (),
+    "1 while the recorder writes to its store, 0 while it cannot.",
+)
+RECORDER_LAST_WRITE = FamilySpec(
+    "jobcorr_recorder_last_write_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time of the recorder's last successful write.",
+)
+RECORDER_DROPPED = FamilySpec(
+    "jobcorr_recorder_dropped",
+    "counter",
+    ("kind",),
+    "Queued items the recorder dropped, oldest first, while it could not write (kind: "
+    "samples, run_starts, runs).",
+)
+JOBS_OVER_LIMIT = FamilySpec(
+    "jobcorr_jobs_over_limit",
+    "counter",
+    (),
+    "Runs and volumes counted under the overflow name because a cardinality cap was reached.",
+)
+SELF_FAMILIES: tuple[FamilySpec, ...] = (
+    RECORDER_UP,
+    RECORDER_LAST_WRITE,
+    RECORDER_DROPPED,
+    JOBS_OVER_LIMIT,
+)
+"""jobcorr's own metrics; the recorder does not record them as the service's volumes."""

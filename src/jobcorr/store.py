@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,34 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """An open connection to a checked store, or StoreError saying which file and why."""
+    if readonly and not path.is_file():
+        raise StoreError(f"no jobcorr store at {path}")
+    try:
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the store's directory {path.parent}: {error}") from error
+    try:
+        if readonly:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        else:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open the store {path}: {error}") from error
+    try:
+        if not readonly:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        db.execute("SELECT COUNT(*) FROM series").fetchone()
+    except sqlite3.Error as error:
+        db.close()
+        raise StoreError(f"{path} is not a readable jobcorr store: {error}") from error
+    return db
+
+
 @dataclass(frozen=True)
 class SeriesInfo:
     id: int
@@ -107,25 +135,31 @@ class Store:
         self.path = path
         self.raw_retention = raw_retention
         self.rollup_retention = rollup_retention
-        try:
-            if readonly:
-                if not path.is_file():
-                    raise StoreError(f"no jobcorr store at {path}")
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
-            self._db.execute("SELECT COUNT(*) FROM series").fetchone()
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{path} is not a readable jobcorr store: {error}") from error
+        self._db = _connect(path, readonly)
         self._series_ids: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The one way this store writes: BEGIN ... COMMIT, rolled back on any error (a full
+        disk included), so a failed write never leaves the connection inside a transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may already have rolled back (SQLITE_FULL)
+                db.rollback()
+            raise
 
     # --- writing ---------------------------------------------------------------
 
@@ -133,13 +167,15 @@ class Store:
         key = (name, json.dumps(labels, sort_keys=True))
         found = self._series_ids.get(key)
         if found is None:
-            self._db.execute(
-                "INSERT OR IGNORE INTO series (name, labels, kind) VALUES (?, ?, ?)", (*key, kind)
-            )
-            found = self._db.execute(
-                "SELECT id FROM series WHERE name = ? AND labels = ?", key
-            ).fetchone()[0]
-            self._series_ids[key] = found
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO series (name, labels, kind) VALUES (?, ?, ?)",
+                    (*key, kind),
+                )
+                found = db.execute(
+                    "SELECT id FROM series WHERE name = ? AND labels = ?", key
+                ).fetchone()[0]
+            self._series_ids[key] = found  # only once committed
         return found
 
     def write(
@@ -149,9 +185,7 @@ class Store:
         records: Sequence[RunRecord] = (),
     ) -> None:
         """One transaction: samples as (series_id, unix ms, value), run starts and ends."""
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)", samples)
             db.executemany(
                 "INSERT OR IGNORE INTO runs (run_id, job, started_at, status) "
@@ -167,50 +201,46 @@ class Store:
                     for r in records
                 ],
             )  # fmt: skip
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def mark_interrupted(self) -> int:
         """Runs still 'running' from a previous process: it died. Their end is unknown; the
         last sample written before the crash bounds it."""
-        last = self._db.execute("SELECT MAX(ts) FROM samples").fetchone()[0]
-        ended = None if last is None else last / 1000
-        cursor = self._db.execute(
-            "UPDATE runs SET status = 'interrupted', "
-            "ended_at = MAX(started_at, COALESCE(?, started_at)) WHERE status = 'running'",
-            (ended,),
-        )
+        with self._transaction() as db:
+            last = db.execute("SELECT MAX(ts) FROM samples").fetchone()[0]
+            ended = None if last is None else last / 1000
+            cursor = db.execute(
+                "UPDATE runs SET status = 'interrupted', "
+                "ended_at = MAX(started_at, COALESCE(?, started_at)) WHERE status = 'running'",
+                (ended,),
+            )
         return cursor.rowcount
 
     def compact(self, now: float) -> None:
         """Roll up every finished minute not yet rolled up, then apply retention."""
-        db = self._db
-        done = db.execute("SELECT value FROM meta WHERE key = 'rolled_up_to'").fetchone()
-        start_minute = int(done[0]) if done else None
-        end_minute = int(now // 60)  # the current minute is not finished
-        if start_minute is None:
-            first = db.execute("SELECT MIN(ts) FROM samples").fetchone()[0]
-            start_minute = end_minute if first is None else int(first // 60000)
-        if end_minute > start_minute:
-            db.execute("BEGIN")
+        with self._transaction() as db:
+            done = db.execute("SELECT value FROM meta WHERE key = 'rolled_up_to'").fetchone()
+            start_minute = int(done[0]) if done else None
+            end_minute = int(now // 60)  # the current minute is not finished
+            if start_minute is None:
+                first = db.execute("SELECT MIN(ts) FROM samples").fetchone()[0]
+                start_minute = end_minute if first is None else int(first // 60000)
+            if end_minute > start_minute:
+                db.execute(
+                    "INSERT OR REPLACE INTO rollups SELECT series_id, ts / 60000 AS minute, "
+                    "MIN(value), MAX(value), AVG(value), value FROM (SELECT series_id, ts, value "
+                    "FROM samples WHERE ts >= ? AND ts < ? ORDER BY series_id, ts) "
+                    "GROUP BY series_id, minute",
+                    (start_minute * 60000, end_minute * 60000),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('rolled_up_to', ?)", (float(end_minute),)
+                )
+            raw_cut = int((now - self.raw_retention) * 1000)
+            db.execute("DELETE FROM samples WHERE ts < ?", (raw_cut,))
             db.execute(
-                "INSERT OR REPLACE INTO rollups "
-                "SELECT series_id, ts / 60000 AS minute, MIN(value), MAX(value), AVG(value), "
-                "value FROM (SELECT series_id, ts, value FROM samples WHERE ts >= ? AND ts < ? "
-                "ORDER BY series_id, ts) GROUP BY series_id, minute",
-                (start_minute * 60000, end_minute * 60000),
+                "DELETE FROM rollups WHERE minute < ?", (int((now - self.rollup_retention) // 60),)
             )
-            db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('rolled_up_to', ?)", (float(end_minute),)
-            )
-            db.execute("COMMIT")
-        db.execute("DELETE FROM samples WHERE ts < ?", (int((now - self.raw_retention) * 1000),))
-        db.execute(
-            "DELETE FROM rollups WHERE minute < ?", (int((now - self.rollup_retention) // 60),)
-        )
-        db.execute("DELETE FROM runs WHERE started_at < ?", (now - self.rollup_retention,))
+            db.execute("DELETE FROM runs WHERE started_at < ?", (now - self.rollup_retention,))
 
     # --- reading ---------------------------------------------------------------
 

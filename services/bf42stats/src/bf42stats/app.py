@@ -138,6 +138,10 @@ class Service:
     def healthy(self) -> bool:
         return self.scheduler is not None and self.scheduler.running
 
+    def degraded(self) -> str | None:
+        """Why the service runs but does not work fully (its recorder cannot write)."""
+        return None if self.recorder is None else self.recorder.degraded
+
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
@@ -149,9 +153,13 @@ def create_app(service: Service) -> Starlette:
     or JOBCORR_DASHBOARD_USER (with JOBCORR_DASHBOARD_PASSWORD) is set."""
 
     async def healthz(request: Request) -> JSONResponse:
-        if service.healthy():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "stopped"}, status_code=503)
+        if not service.healthy():
+            return JSONResponse({"status": "stopped"}, status_code=503)
+        reason = service.degraded()
+        if reason is not None:
+            # Still 200: the jobs run and /metrics answers; restarting would not free a disk.
+            return JSONResponse({"status": "degraded", "reason": reason})
+        return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
