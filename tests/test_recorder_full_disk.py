@@ -6,9 +6,7 @@ held full while jobs keep running, then freed.
 
 from __future__ import annotations
 
-import errno
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +20,7 @@ from prometheus_client.registry import Collector
 import jobcorr
 from jobcorr.recorder import Recorder
 from jobcorr.store import Store
-from support import require_root
+from support import fill, tmpfs
 
 TMPFS_SIZE = "4m"  # a few hundred flushes of this test's store before the disk is full
 SAMPLE_BACKLOG = 40  # rows: 20 ticks of this registry's 2 series, a second at 20 Hz
@@ -45,28 +43,8 @@ class TickCounter(Collector):
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    require_root("mount a tmpfs")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount)],
-                   check=True)  # fmt: skip
-    try:
+    with tmpfs(tmp_path / "small", TMPFS_SIZE) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the disk is full; returns it."""
-    filler = directory / "filler"
-    chunk = b"\0" * 4096
-    with filler.open("wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(chunk)
-        except OSError as error:
-            assert error.errno == errno.ENOSPC
-    return filler
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
