@@ -16,7 +16,8 @@ from cloudcoil.models.prometheus_operator import v1 as operator
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from bf42stats.deploy import DESCRIPTION
-from jobcorr.artifacts import MemorySource, write_all
+from jobcorr import contract
+from jobcorr.artifacts import render_all, write_all
 from jobcorr.artifacts.export import stale
 from jobcorr.artifacts.grafana import expressions
 from jobcorr.artifacts.rules import alerts, unit_test_cases
@@ -60,18 +61,13 @@ def test_export_check_names_what_is_out_of_date(tmp_path: Path) -> None:
 
 
 @needs_promtool
-@pytest.mark.parametrize("memory", ["kubernetes", "process"])
-def test_promtool_checks_and_unit_tests_the_rules(tmp_path: Path, memory: str) -> None:
-    if memory == "kubernetes":
-        directory = DEPLOY / "prometheus"
-    else:
-        write_all(DESCRIPTION.with_memory(MemorySource.process()), tmp_path, ["rules"])
-        directory = tmp_path / "prometheus"
-    check = subprocess.run([PROMTOOL, "check", "rules", "rules.yml"], cwd=directory,
+@pytest.mark.parametrize("directory", ["kubernetes", "prometheus"])
+def test_promtool_checks_and_unit_tests_the_rules(directory: str) -> None:
+    check = subprocess.run([PROMTOOL, "check", "rules", "rules.yml"], cwd=DEPLOY / directory,
                            capture_output=True, text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 7 rules found" in check.stdout
-    test = subprocess.run([PROMTOOL, "test", "rules", "rules.test.yml"], cwd=directory,
+    test = subprocess.run([PROMTOOL, "test", "rules", "rules.test.yml"], cwd=DEPLOY / directory,
                           capture_output=True, text=True)  # fmt: skip
     assert test.returncode == 0, test.stdout + test.stderr
 
@@ -84,11 +80,13 @@ def test_every_alert_has_a_case_where_it_fires_and_one_where_it_must_not() -> No
         assert any(not case.expected for case in mine), alert.name
 
 
-def test_the_seeds_alerts_are_repaired() -> None:
-    rules = {r["alert"]: r for r in load_yaml_documents(DEPLOY / "prometheus/rules.yml")[0]
+@pytest.mark.parametrize(("directory", "on"), [("kubernetes", "namespace, pod"),
+                                               ("prometheus", "instance")])  # fmt: skip
+def test_the_seeds_alerts_are_repaired(directory: str, on: str) -> None:
+    rules = {r["alert"]: r for r in load_yaml_documents(DEPLOY / directory / "rules.yml")[0]
              ["groups"][0]["rules"]}  # fmt: skip
     memory_and_sync = rules["HighMemoryDuringClickHouseSync"]["expr"]
-    assert "and on(namespace, pod)" in memory_and_sync
+    assert f"and on({on})" in memory_and_sync
     assert "[1m]" not in memory_and_sync  # four 30 s scrapes at least
     for rule in rules.values():
         for window in re.findall(r"\[(\d+)([smh])\]", rule["expr"]):
@@ -99,17 +97,23 @@ def test_the_seeds_alerts_are_repaired() -> None:
         assert names_a_job or any(job in annotations for job in DESCRIPTION.jobs), rule["alert"]
 
 
-def correlation_dashboard() -> dict:
-    return json.loads((DEPLOY / "grafana/background-job-correlation.json").read_text())
+DASHBOARDS = ("grafana", "kubernetes/grafana")
 
 
-def test_the_dashboard_loads_back_through_the_sdk_models_with_the_seeds_panels_first() -> None:
+def correlation_dashboard(directory: str = "grafana") -> dict:
+    return json.loads((DEPLOY / directory / "background-job-correlation.json").read_text())
+
+
+@pytest.mark.parametrize("directory", DASHBOARDS)
+def test_the_dashboard_loads_back_through_the_sdk_models_with_the_seeds_panels_first(
+    directory: str,
+) -> None:
     for name in ("background-job-correlation.json", "python-runtime.json"):
-        data = json.loads((DEPLOY / "grafana" / name).read_text())
+        data = json.loads((DEPLOY / directory / name).read_text())
         Dashboard.from_json(data)
-    data = correlation_dashboard()
+    data = correlation_dashboard(directory)
     titles = [panel["title"] for panel in data["panels"]]
-    assert titles[:4] == ["Memory", "Active Background Jobs", "Job Volume", "GC Activity"]
+    assert titles[:4] == ["Memory Usage", "Active Background Jobs", "Job Volume", "GC Activity"]
     for title in ("CPU", "Log volume by job", "p95 duration by job", "Last duration", "Failures",
                   "Which job runs most frequently?", "Which job takes longest?",
                   "ClickHouse sync volume over time", "Memory vs active players"):  # fmt: skip
@@ -120,22 +124,130 @@ def test_the_dashboard_loads_back_through_the_sdk_models_with_the_seeds_panels_f
     variables = {v["name"]: v for v in data["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert {"namespace", "pod"} <= set(variables)
     assert all(p["datasource"]["uid"] == "${datasource}" for p in data["panels"])
-    assert any("bg_job_in_progress" in a.get("expr", "") for a in data["annotations"]["list"])
+    [runs] = [a for a in data["annotations"]["list"] if "expr" in a]
+    assert "bg_job_last_start_timestamp_seconds" in runs["expr"] and runs["useValueForTime"]
+
+
+def test_each_set_selects_its_own_memory_and_process_labels() -> None:
+    plain, kube = correlation_dashboard("grafana"), correlation_dashboard("kubernetes/grafana")
+    assert [v["name"] for v in plain["templating"]["list"]] == ["datasource", "instance"]
+    assert [v["name"] for v in kube["templating"]["list"]] == ["datasource", "namespace", "pod"]
+    plain_text, kube_text = json.dumps(plain), json.dumps(kube)
+    assert "process_resident_memory_bytes" in plain_text and "container_" not in plain_text
+    assert "container_memory_working_set_bytes" in kube_text
+    assert "process_resident_memory_bytes" not in kube_text
+    plain_rules = (DEPLOY / "prometheus/rules.yml").read_text()
+    assert "process_resident_memory_bytes" in plain_rules and "container_" not in plain_rules
+    assert "container_memory_working_set_bytes" in (DEPLOY / "kubernetes/rules.yml").read_text()
+
+
+@pytest.mark.parametrize("directory", DASHBOARDS)
+def test_panels_keep_their_ids_and_variables_carry_none(directory: str) -> None:
+    for name in ("background-job-correlation.json", "python-runtime.json"):
+        data = json.loads((DEPLOY / directory / name).read_text())
+        ids = [panel["id"] for panel in data["panels"]]
+        assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids)
+        assert all("id" not in variable for variable in data["templating"]["list"])
+    # a link to a panel must survive regeneration: the seed's panels keep these ids
+    by_title = {p["title"]: p["id"] for p in correlation_dashboard(directory)["panels"]}
+    assert [by_title[t] for t in ("Memory Usage", "Active Background Jobs", "Job Volume",
+                                  "GC Activity", "CPU")] == [1, 2, 3, 4, 5]  # fmt: skip
+
+
+def explain_links(dashboard: dict) -> dict[str, str]:
+    return {
+        panel["title"]: link["url"]
+        for panel in dashboard["panels"]
+        for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+        if link["title"] == "Explain this moment"
+    }
+
+
+def test_memory_and_cpu_panels_link_to_the_answer_with_time_and_process() -> None:
+    plain = explain_links(correlation_dashboard("grafana"))
+    assert set(plain) == {"Memory Usage", "CPU"}
+    assert plain["Memory Usage"] == (
+        "http://127.0.0.1:8090/?at=${__value.time:date:seconds}"
+        "&metric=memory&instance=${__field.labels.instance}"
+    )
+    assert plain["CPU"].startswith("http://127.0.0.1:8090/?at=") and "&metric=cpu&" in plain["CPU"]
+    kube = explain_links(correlation_dashboard("kubernetes/grafana"))
+    assert kube["Memory Usage"].endswith(
+        "&namespace=${__field.labels.namespace}&pod=${__field.labels.pod}"
+    )
+
+
+def test_export_options_set_the_link_and_the_monitor_labels(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jobcorr.cli", "export", "all", "--out", str(tmp_path),
+         "--explain-url", "https://jobcorr.example/", "--monitor-label", "release=prom",
+         "--monitor-label", "team=games"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "grafana/background-job-correlation.json").read_text())
+    assert explain_links(data)["CPU"].startswith("https://jobcorr.example/?at=")
+    for name in ("servicemonitor.yaml", "prometheusrule.yaml"):
+        [document] = load_yaml_documents(tmp_path / "kubernetes" / name)
+        assert document["metadata"]["labels"] == {
+            "app.kubernetes.io/name": "bf42-stats",
+            "release": "prom",
+            "team": "games",
+        }
+    for bad, says in ((["--monitor-label", "release"], "is not KEY=VALUE"),
+                      (["--explain-url", "jobcorr:8090"], "is not an http://")):  # fmt: skip
+        refused = subprocess.run(
+            [sys.executable, "-m", "jobcorr.cli", "export", "all", "--out", str(tmp_path), *bad],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 2 and says in refused.stdout, refused.stdout
+
+
+BG_NAME = re.compile(r"\bbg_[a-z0-9_]+")
+
+
+def test_every_bg_name_in_the_export_is_in_a_contract() -> None:
+    """The library's names come from jobcorr.contract; the service's volume names from its
+    Description, and those must be families the service registers."""
+    from prometheus_client import CollectorRegistry
+
+    from bf42stats.metrics import service_metrics
+
+    library = {n for family in contract.CONTRACT for n in contract.sample_names(family)}
+    declared = {v.metric for v in DESCRIPTION.volumes}
+    declared |= {DESCRIPTION.sync_volume.metric} if DESCRIPTION.sync_volume else set()
+    registry = CollectorRegistry()
+    service_metrics(registry)
+    registered = {s.name for m in registry.collect() for s in m.samples}
+    assert declared <= registered
+    found = {name for text in render_all(DESCRIPTION).values() for name in BG_NAME.findall(text)}
+    assert found - library - declared == set()
+    assert {"bg_job_in_progress", "bg_job_last_start_timestamp_seconds",
+            "bg_active_players"} <= found  # fmt: skip
+
+
+def test_the_library_names_no_service() -> None:
+    words = ("ClickHouse", "clickhouse", "player", "operation", "bf42", "Battlefield")
+    for path in (ROOT / "src/jobcorr/artifacts").glob("*.py"):
+        text = path.read_text()
+        assert not [w for w in words if w in text], path
 
 
 def grafana_to_promql(expr: str) -> str:
     """What Grafana sends: variables substituted."""
-    return expr.replace("$__rate_interval", "1m").replace("$namespace", ".*").replace("$pod", ".*")
+    for variable in ("$namespace", "$pod", "$instance"):
+        expr = expr.replace(variable, ".*")
+    return expr.replace("$__rate_interval", "1m")
 
 
 @needs_promtool
 def test_every_dashboard_expression_parses_and_rates_use_rate_interval(tmp_path: Path) -> None:
     exprs = [
         expr
+        for directory in DASHBOARDS
         for name in ("background-job-correlation.json", "python-runtime.json")
-        for expr in expressions(json.loads((DEPLOY / "grafana" / name).read_text()))
+        for expr in expressions(json.loads((DEPLOY / directory / name).read_text()))
     ]
     assert len(exprs) > 20
     for expr in exprs:
@@ -151,10 +263,17 @@ def test_every_dashboard_expression_parses_and_rates_use_rate_interval(tmp_path:
 
 
 def test_kubernetes_manifests_validate_offline() -> None:
-    deployment, service = load_yaml_documents(DEPLOY / "kubernetes/deployment.yaml")
-    for manifest in (deployment, service):
+    statefulset, service = load_yaml_documents(DEPLOY / "kubernetes/statefulset.yaml")
+    for manifest in (statefulset, service):
         kubernetes_validate.validate(manifest, "1.30.0", strict=True)
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    spec = statefulset["spec"]
+    assert statefulset["kind"] == "StatefulSet" and spec["replicas"] == 1
+    assert "One replica, on purpose" in (DEPLOY / "kubernetes/statefulset.yaml").read_text()
+    [claim] = spec["volumeClaimTemplates"]
+    container = spec["template"]["spec"]["containers"][0]
+    [data] = [m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"]]
+    assert data["mountPath"] == "/data" and "--data-dir" in container["args"]
+    assert all(v["name"] != "data" for v in spec["template"]["spec"]["volumes"])  # no emptyDir
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["memory"]
@@ -173,8 +292,9 @@ def test_kubernetes_manifests_validate_offline() -> None:
     assert [r.alert for r in parsed_rule.spec.groups[0].rules] == [
         a.name for a in alerts(DESCRIPTION)
     ]
-    plain_rules = load_yaml_documents(DEPLOY / "prometheus/rules.yml")[0]
-    assert rule["spec"] == plain_rules
+    assert rule["spec"] == load_yaml_documents(DEPLOY / "kubernetes/rules.yml")[0]
+    for selected in (monitor, rule):  # kube-prometheus-stack selects by its release label
+        assert selected["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
     [scrape] = load_yaml_documents(DEPLOY / "prometheus/scrape-config.yml")
     assert scrape["scrape_configs"][0]["honor_labels"] is True

@@ -78,6 +78,7 @@ def _console() -> Console:
 
 def _export(args: argparse.Namespace) -> int:
     from jobcorr.artifacts import ARTIFACTS, load_description, write_all
+    from jobcorr.artifacts.description import with_export_options
     from jobcorr.artifacts.export import stale
 
     console = _console()
@@ -85,7 +86,11 @@ def _export(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] no artifact {args.kind!r}: all, {', '.join(ARTIFACTS)}")
         return EXIT_UNREADABLE
     try:
-        description = load_description(args.description)
+        description = with_export_options(
+            load_description(args.description),
+            monitor_labels=args.monitor_label,
+            explain_url=args.explain_url,
+        )
     except ValueError as error:
         console.print(f"[red]error:[/red] {error}")
         return EXIT_UNREADABLE
@@ -317,6 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="output directory, e.g. deploy/")
     export.add_argument(
         "--description", metavar="MODULE:ATTRIBUTE", help="e.g. bf42stats.deploy:DESCRIPTION"
+    )
+    export.add_argument(
+        "--monitor-label",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a label for the ServiceMonitor and PrometheusRule, for the Prometheus that "
+        "selects them (repeatable; default release=kube-prometheus-stack; --monitor-label "
+        "none for none)",
+    )
+    export.add_argument(
+        "--explain-url",
+        metavar="URL",
+        help='where `jobcorr dashboard` answers, for Grafana\'s "Explain this moment" links '
+        "(default http://127.0.0.1:8090)",
     )
     export.add_argument(
         "--check",

@@ -125,3 +125,24 @@ SELF_FAMILIES: tuple[FamilySpec, ...] = (
     JOBS_OVER_LIMIT,
 )
 """jobcorr's own metrics; the recorder does not record them as the service's volumes."""
+
+
+# Series jobcorr reads but does not define: prometheus_client's process and GC collectors
+# (every Python service), and cAdvisor's per-container series (Kubernetes).
+PROCESS_RESIDENT_MEMORY = "process_resident_memory_bytes"
+PROCESS_VIRTUAL_MEMORY = "process_virtual_memory_bytes"
+PROCESS_CPU_SECONDS = "process_cpu_seconds_total"
+PROCESS_START_TIME = "process_start_time_seconds"
+PROCESS_OPEN_FDS = "process_open_fds"
+PROCESS_MAX_FDS = "process_max_fds"
+PYTHON_GC_COLLECTIONS = "python_gc_collections_total"
+PYTHON_THREADS = "python_threads"
+CONTAINER_WORKING_SET = "container_memory_working_set_bytes"
+CONTAINER_CPU_SECONDS = "container_cpu_usage_seconds_total"
+
+
+def sample_names(family: FamilySpec) -> tuple[str, ...]:
+    """Every sample name a family exposes (a histogram's `_bucket`, `_sum`, `_count`)."""
+    if family.type == "histogram":
+        return tuple(f"{family.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+    return (family.exposed_name,)

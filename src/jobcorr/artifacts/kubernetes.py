@@ -1,8 +1,10 @@
-"""Kubernetes manifests (Deployment, Service, ServiceMonitor, PrometheusRule) and a plain
+"""Kubernetes manifests (StatefulSet, Service, ServiceMonitor, PrometheusRule) and a plain
 Prometheus scrape config, both keeping the app's `job` label (`honorLabels: true`).
 
-Without honor_labels Prometheus renames the app's `job="clickhouse_sync"` to
-`exported_job` and every `{job="..."}` selector of the seed returns nothing.
+Without honor_labels Prometheus renames the app's `job="nightly_export"` to
+`exported_job` and every `{job="..."}` selector of the seed returns nothing. The
+ServiceMonitor and PrometheusRule carry the Description's `monitor_labels`, by default the
+`release` label kube-prometheus-stack selects them by.
 """
 
 from __future__ import annotations
@@ -17,11 +19,22 @@ def _labels(d: Description) -> dict[str, str]:
     return {"app.kubernetes.io/name": d.service}
 
 
-def _metadata(d: Description, name: str | None = None) -> dict[str, Any]:
-    return {"name": name or d.service, "namespace": d.namespace, "labels": _labels(d)}
+def _metadata(d: Description, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"name": d.service, "namespace": d.namespace, "labels": {**_labels(d), **(extra or {})}}
 
 
-def deployment(d: Description) -> dict[str, Any]:
+ONE_REPLICA = """\
+One replica, on purpose: the pod runs the scheduled jobs, and a second replica would run
+every job twice. Its data (the jobcorr store among it) lives on the PersistentVolumeClaim
+below, so a reschedule keeps it; the volume has one writer."""
+
+
+def one_replica_note(d: Description) -> str:
+    """The StatefulSet's comment: why one replica, and the service's advice at scale."""
+    return f"{ONE_REPLICA}\n{d.scaling_note}" if d.scaling_note else ONE_REPLICA
+
+
+def statefulset(d: Description) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container: dict[str, Any] = {
         "name": d.service,
@@ -42,7 +55,7 @@ def deployment(d: Description) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [
-            {"name": "data", "mountPath": "/data"},
+            {"name": "data", "mountPath": d.data_dir},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
@@ -50,11 +63,12 @@ def deployment(d: Description) -> dict[str, Any]:
         container["args"] = [*d.command, "--port", str(d.port)]
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": _metadata(d),
         "spec": {
             "replicas": 1,
-            "strategy": {"type": "Recreate"},  # one writer for the SQLite and chdb data
+            "serviceName": d.service,
+            "podManagementPolicy": "OrderedReady",
             "selector": {"matchLabels": _labels(d)},
             "template": {
                 "metadata": {"labels": _labels(d)},
@@ -65,12 +79,18 @@ def deployment(d: Description) -> dict[str, Any]:
                     },
                     "terminationGracePeriodSeconds": 45,
                     "containers": [container],
-                    "volumes": [
-                        {"name": "data", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },
             },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": _labels(d)},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": d.storage}},
+                    },
+                }
+            ],
         },
     }
 
@@ -91,7 +111,7 @@ def service_monitor(d: Description) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _metadata(d),
+        "metadata": _metadata(d, d.monitor_labels),
         "spec": {
             "selector": {"matchLabels": _labels(d)},
             "namespaceSelector": {"matchNames": [d.namespace]},
@@ -111,7 +131,7 @@ def prometheus_rule(d: Description) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": _metadata(d),
+        "metadata": _metadata(d, d.monitor_labels),
         "spec": rule_groups(d),
     }
 

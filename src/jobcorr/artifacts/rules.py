@@ -1,7 +1,10 @@
 """Prometheus alert rules, and `promtool test rules` cases for each alert (fires / must not).
 
-The seed's two alerts are repaired: `and on(...)` with labels both sides carry, "running"
-read from `bg_job_in_progress` or recent completions, and windows of four scrape intervals.
+The seed's two alerts are repaired: `and on(...)` with labels both sides carry, and windows
+of four scrape intervals. "Running" is `bg_job_in_progress`, or a run that ended within the
+window by its own gauges (`bg_job_last_start_timestamp_seconds` plus
+`bg_job_last_duration_seconds`), so a run that fell between two scrapes still counts.
+Every metric name comes from `jobcorr.contract` or the Description.
 """
 
 from __future__ import annotations
@@ -10,7 +13,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobcorr.artifacts.description import Description
+from jobcorr.artifacts.description import Description, select
+from jobcorr.contract import (
+    EXECUTIONS,
+    FAILURES,
+    IN_PROGRESS,
+    LAST_DURATION,
+    LAST_START,
+    LAST_SUCCESS,
+    LOG_RECORDS,
+    FamilySpec,
+)
+
+IN_PROGRESS_NAME = IN_PROGRESS.exposed_name
+FAILING_WINDOW = "10m"
+"""BackgroundJobFailing looks this far back: a failure keeps the alert up this long."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +56,12 @@ def _same_process(d: Description, query: str) -> str:
     """A template that runs `query` (with `{m}` for this alert's process matchers)."""
     matchers = ", ".join(f'{label}=\\"%s\\"' for label in d.memory.match_on)
     args = " ".join(f"$labels.{label}" for label in d.memory.match_on)
-    return f'printf "{query.replace("{m}", matchers)}" {args}'
+    repeated = " ".join([args] * query.count("{m}"))
+    return f'printf "{query.replace("{m}", matchers)}" {repeated}'
 
 
 def _jobs_running(d: Description) -> str:
-    query = _same_process(d, "max by (job) (bg_job_in_progress{{m}}) > 0")
+    query = _same_process(d, f"max by (job) ({_running_selector(d, '{m}')})")
     return (
         f"{{{{ range $i, $s := {query} | query }}}}{{{{ if $i }}}}, {{{{ end }}}}"
         f"{{{{ $s.Labels.job }}}}{{{{ else }}}}none{{{{ end }}}}"
@@ -54,20 +72,28 @@ def _volume(d: Description) -> str:
     """The process's sync volume rate, humanized, as a template (empty without one)."""
     if not d.sync_volume:
         return ""
-    rate = _same_process(d, f"sum(rate({d.sync_volume}{{{{m}}}}[{d.rate_window}]))")
+    metric = d.sync_volume.metric
+    rate = _same_process(d, f"sum(rate({metric}{{{{m}}}}[{d.rate_window}]))")
     return (
         f" Volume: {{{{ with {rate} | query }}}}{{{{ . | first | value | humanize }}}}"
-        f"{{{{ else }}}}0{{{{ end }}}} {d.sync_volume}/s."
+        f"{{{{ else }}}}0{{{{ end }}}} {metric}/s."
     )
+
+
+def _running_selector(d: Description, matchers: str) -> str:
+    """Series of jobs running now, or whose last run ended within the rule window: the
+    gauges keep a run's start and length until the next run, whatever the scrape saw."""
+    ended = (
+        f"(time() - ({select(LAST_START.exposed_name, matchers)} + "
+        f"{select(LAST_DURATION.exposed_name, matchers)}) < {d.rate_window.removesuffix('s')})"
+    )
+    return f"{select(IN_PROGRESS_NAME, matchers)} > 0 or {ended}"
 
 
 def running(d: Description, job: str) -> str:
     """True while `job` runs, or finished within the window (short runs between scrapes)."""
-    w = d.rate_window
-    return (
-        f'(bg_job_in_progress{{job="{job}"}} > 0 or '
-        f'increase(bg_job_executions_total{{job="{job}"}}[{w}]) > 0)'
-    )
+    selector = _running_selector(d, f'job="{job}"')
+    return f"({selector})"
 
 
 def alerts(d: Description) -> list[Alert]:
@@ -94,7 +120,8 @@ def alerts(d: Description) -> list[Alert]:
         ),
     ]
     if d.sync_job and d.sync_volume:
-        volume_rate = _same_process(d, f"sum(rate({d.sync_volume}{{{{m}}}}[{w}]))")
+        volume, by = d.sync_volume.metric, d.sync_volume.by
+        volume_rate = _same_process(d, f"sum(rate({volume}{{{{m}}}}[{w}]))")
         result += [
             Alert(
                 f"HighMemoryDuring{d.sync_title}",
@@ -102,29 +129,30 @@ def alerts(d: Description) -> list[Alert]:
                 f"Memory over {memory_limit}B while {d.sync_job} runs",
                 f"Memory is {{{{ $value | humanize }}}}B while {d.sync_job} is active, "
                 f"writing {{{{ with {volume_rate} | query }}}}"
-                f"{{{{ . | first | value | humanize }}}}{{{{ end }}}} {d.sync_volume}/s.",
+                f"{{{{ . | first | value | humanize }}}}{{{{ end }}}} {volume}/s.",
                 severity="critical",
                 for_=t.alert_for,
             ),
             Alert(
                 f"HighVolume{d.sync_title}",
-                f"rate({d.sync_volume}[{_at_least(w, '5m')}]) > {d.sync_volume_threshold:g}",
+                f"rate({volume}[{_at_least(w, '5m')}]) > {d.sync_volume_threshold:g}",
                 f"{d.sync_job} volume over {d.sync_volume_threshold:g}/s",
-                f"{d.sync_job} is writing {{{{ $value | humanize }}}} {d.sync_volume}/s "
-                f"({{{{ $labels.operation }}}}); this may cause a memory spike.",
+                f"{d.sync_job} is writing {{{{ $value | humanize }}}} {volume}/s "
+                f"({{{{ $labels.{by} }}}}); this may cause a memory spike.",
                 for_=t.alert_for,
             ),
         ]
     stale = " or ".join(
-        f'(time() - bg_job_last_success_timestamp_seconds{{job="{job}"}} > {3 * interval:g})'
+        f'(time() - {LAST_SUCCESS.exposed_name}{{job="{job}"}} > {3 * interval:g})'
         for job, interval in sorted(d.jobs.items())
     )
     result += [
         Alert(
             "BackgroundJobFailing",
-            "increase(bg_job_failures_total[10m]) > 0",
+            f"increase({FAILURES.exposed_name}[{FAILING_WINDOW}]) > 0",
             "{{ $labels.job }} is failing",
-            '{{ $labels.job }} failed {{ printf "%.0f" $value }} times in the last 10 minutes.',
+            '{{ $labels.job }} failed {{ printf "%.0f" $value }} times in the last '
+            f"{FAILING_WINDOW.removesuffix('m')} minutes.",
         ),
         Alert(
             "BackgroundJobStale",
@@ -135,7 +163,7 @@ def alerts(d: Description) -> list[Alert]:
         ),
         Alert(
             "HighLogVolumeDuringJob",
-            f'sum by ({_on(d)}, job) (rate(bg_log_records_total{{job!=""}}[{w}])) '
+            f'sum by ({_on(d)}, job) (rate({LOG_RECORDS.exposed_name}{{job!=""}}[{w}])) '
             f"> {t.log_records_per_second:g}",
             "{{ $labels.job }} logs heavily",
             "{{ $labels.job }} emits {{ $value | humanize }} log records/s "
@@ -228,11 +256,25 @@ def unit_test_cases(d: Description) -> list[Case]:
     high_memory = t.memory_bytes * 1.25
     sync = d.sync_job or next(iter(sorted(d.jobs)))
 
-    def in_progress(job: str) -> str:
-        return _series("bg_job_in_progress", {**process, "job": job})
+    def job_series(family: FamilySpec, job: str) -> str:
+        return _series(family.exposed_name, {**process, "job": job})
 
-    def executions(job: str) -> str:
-        return _series("bg_job_executions_total", {**process, "job": job})
+    def in_progress(job: str) -> str:
+        return job_series(IN_PROGRESS, job)
+
+    def runs_between_scrapes(job: str, every: int) -> dict[str, str]:
+        """One-second runs every `every` seconds, each between two scrapes: never seen in
+        progress, only their gauges tell."""
+        starts = " ".join(
+            f"{t // every * every + 1}" for t in range(0, EVAL_MINUTES * 60 + 1, STEP)
+        )
+        return {in_progress(job): _flat(0), job_series(LAST_START, job): starts,
+                job_series(LAST_DURATION, job): _flat(1)}  # fmt: skip
+
+    def ran_long_ago(job: str) -> dict[str, str]:
+        return {in_progress(job): _flat(0), job_series(LAST_START, job): _flat(0),
+                job_series(LAST_DURATION, job): _flat(1),
+                job_series(EXECUTIONS, job): _flat(5)}  # fmt: skip
 
     def firing(alert: str, labels: dict[str, str], **annotations: str) -> list[dict[str, Any]]:
         named = next(a for a in alerts(d) if a.name == alert)
@@ -248,10 +290,13 @@ def unit_test_cases(d: Description) -> list[Case]:
 
     memory_labels = {**process, **dict(d.memory.labels)}
 
-    def volume_text(rate: float) -> str:
-        return f" Volume: {_humanize(rate)} {d.sync_volume}/s." if d.sync_volume else ""
+    volume_metric = d.sync_volume.metric if d.sync_volume else ""
+    volume_labels = {**process, d.sync_volume.by: d.sync_volume_example} if d.sync_volume else {}
 
-    volume = _series(d.sync_volume or "", {**process, "operation": "player_metrics"})
+    def volume_text(rate: float) -> str:
+        return f" Volume: {_humanize(rate)} {volume_metric}/s." if d.sync_volume else ""
+
+    volume = _series(volume_metric, volume_labels)
     with_volume = {volume: _ramp(100)} if d.sync_volume else {}
     cases = [
         Case(
@@ -263,6 +308,17 @@ def unit_test_cases(d: Description) -> list[Case]:
                 memory_labels,
                 description=f"Memory is {_humanize(high_memory)}B (limit "
                 f"{_humanize(t.memory_bytes)}B). Jobs running: {sync}.{volume_text(100)}",
+            ),
+        ),
+        Case(
+            "HighMemoryUsage",
+            f"memory over the limit while {sync} runs between scrapes",
+            {memory: _flat(high_memory), **runs_between_scrapes(sync, 2 * STEP)},
+            firing(
+                "HighMemoryUsage",
+                memory_labels,
+                description=f"Memory is {_humanize(high_memory)}B (limit "
+                f"{_humanize(t.memory_bytes)}B). Jobs running: {sync}.{volume_text(0)}",
             ),
         ),
         Case(
@@ -294,17 +350,28 @@ def unit_test_cases(d: Description) -> list[Case]:
                     f"HighMemoryDuring{d.sync_title}",
                     memory_labels,
                     description=f"Memory is {_humanize(high_memory)}B while {sync} is "
-                    f"active, writing 100 {d.sync_volume}/s.",
+                    f"active, writing 100 {volume_metric}/s.",
+                ),
+            ),
+            Case(
+                f"HighMemoryDuring{d.sync_title}",
+                f"memory over the limit while {sync} runs between scrapes",
+                {
+                    memory: _flat(high_memory),
+                    volume: _ramp(100),
+                    **runs_between_scrapes(sync, 2 * STEP),
+                },
+                firing(
+                    f"HighMemoryDuring{d.sync_title}",
+                    memory_labels,
+                    description=f"Memory is {_humanize(high_memory)}B while {sync} is "
+                    f"active, writing 100 {volume_metric}/s.",
                 ),
             ),
             Case(
                 f"HighMemoryDuring{d.sync_title}",
                 f"memory over the limit while {sync} is idle (its last run ended long ago)",
-                {
-                    memory: _flat(high_memory),
-                    in_progress(sync): _flat(0),
-                    executions(sync): _flat(5),
-                },
+                {memory: _flat(high_memory), **ran_long_ago(sync)},
             ),
             Case(
                 f"HighMemoryDuring{d.sync_title}",
@@ -317,9 +384,9 @@ def unit_test_cases(d: Description) -> list[Case]:
                 {volume: _ramp(high_rate)},
                 firing(
                     f"HighVolume{d.sync_title}",
-                    {**process, "operation": "player_metrics"},
-                    description=f"{sync} is writing {_humanize(high_rate)} {d.sync_volume}/s "
-                    "(player_metrics); this may cause a memory spike.",
+                    volume_labels,
+                    description=f"{sync} is writing {_humanize(high_rate)} {volume_metric}/s "
+                    f"({d.sync_volume_example}); this may cause a memory spike.",
                 ),
             ),
             Case(
@@ -328,9 +395,9 @@ def unit_test_cases(d: Description) -> list[Case]:
                 {volume: _ramp(d.sync_volume_threshold / 10)},
             ),
         ]
-    failures = _series("bg_job_failures_total", {**process, "job": sync})
-    last_success = _series("bg_job_last_success_timestamp_seconds", {**process, "job": sync})
-    logs = _series("bg_log_records_total", {**process, "job": sync, "level": "info"})
+    failures = job_series(FAILURES, sync)
+    last_success = job_series(LAST_SUCCESS, sync)
+    logs = _series(LOG_RECORDS.exposed_name, {**process, "job": sync, "level": "info"})
     stale_at = 60.0
     cases += [
         Case(
@@ -341,7 +408,8 @@ def unit_test_cases(d: Description) -> list[Case]:
                 "BackgroundJobFailing",
                 {**process, "job": sync},
                 summary=f"{sync} is failing",
-                description=f"{sync} failed 1 times in the last 10 minutes.",
+                description=f"{sync} failed 1 times in the last "
+                f"{FAILING_WINDOW.removesuffix('m')} minutes.",
             ),
         ),
         Case("BackgroundJobFailing", "no failures", {failures: _flat(0)}),

@@ -1,8 +1,12 @@
-"""bf42-stats as jobcorr's artifact generator sees it (`jobcorr export all --out deploy/`)."""
+"""bf42-stats as jobcorr's artifact generator sees it (`jobcorr export all --out deploy/`).
+
+Every service-specific word of the dashboards and alerts comes from here: the volume
+panels and their titles, the sync job and its volume, the label that splits it.
+"""
 
 from __future__ import annotations
 
-from jobcorr.artifacts import Description, MemorySource, VolumeQuery
+from jobcorr.artifacts import Description, VolumeQuery
 
 DESCRIPTION = Description(
     service="bf42-stats",
@@ -13,25 +17,20 @@ DESCRIPTION = Description(
         "gamification": 300,
     },
     volumes=(
-        VolumeQuery("Active players", 'bg_active_players{namespace=~"$namespace", pod=~"$pod"}',
-                    "players online"),
-        VolumeQuery(
-            "ClickHouse records synced",
-            'sum by (operation) (rate(bg_clickhouse_records_synced_total{namespace=~"$namespace",'
-            ' pod=~"$pod"}[$__rate_interval]))',
-            "{{operation}} records/s",
-        ),
-        VolumeQuery(
-            "Servers processed",
-            'sum by (game) (rate(bg_servers_processed_total{namespace=~"$namespace",'
-            ' pod=~"$pod"}[$__rate_interval]))',
-            "{{game}} servers/s",
-        ),
+        VolumeQuery("Active players", "bg_active_players", "players online"),
+        VolumeQuery("ClickHouse records synced", "bg_clickhouse_records_synced_total",
+                    "{{operation}} records/s", by="operation"),
+        VolumeQuery("Servers processed", "bg_servers_processed_total", "{{game}} servers/s",
+                    by="game"),
     ),
     sync_job="clickhouse_sync",
     sync_title="ClickHouseSync",
-    sync_volume="bg_clickhouse_records_synced_total",
-    memory=MemorySource.kubernetes("bf42-stats"),
+    sync_volume=VolumeQuery("ClickHouse sync volume", "bg_clickhouse_records_synced_total",
+                            "{{operation}}", by="operation"),
+    sync_volume_example="player_metrics",
     image="ghcr.io/jobcorr/bf42-stats:0.1.0",
+    scaling_note="Its SQLite store and embedded ClickHouse share that volume. To scale, point "
+    "CLICKHOUSE_URL at a ClickHouse server\n(the analytics copy then outlives the pod) and keep "
+    "the four jobs in this one pod; see the README's Kubernetes section.",
     command=("bf42-stats", "serve", "--host", "0.0.0.0", "--data-dir", "/data"),
 )  # fmt: skip
