@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test test-slow bench lint clean
 
 SERVICE := services/bf42stats
 
@@ -23,6 +23,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The ground truth scraped live by Prometheus (15 s, 30 s) and VictoriaMetrics: ~20 min.
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 bench: setup
 	$(PY) benchmarks/bench_tracking.py

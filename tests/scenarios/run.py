@@ -3,6 +3,10 @@
 Jobs run in threads, each run inside `jobcorr.track()`; the recorder samples this
 process into the store. The start time is written to STORE.start, and every sample of
 the registry, tick by tick, to STORE.om in OpenMetrics (for backfilling Prometheus).
+
+A spec with `"serve": true` also serves /metrics on a free loopback port (written to
+STORE.port) for live scraping; one with `"start_at"` (unix time) begins its schedule then,
+so that many scenarios run side by side on one clock.
 """
 
 from __future__ import annotations
@@ -113,7 +117,10 @@ def main() -> None:
     recorder = jobcorr.start_recorder(store, interval=spec["interval"], registry=registry)
     exposition = Exposition(registry, spec["interval"])
     exposition.thread.start()
-    t0 = time.time() + 0.5
+    if spec.get("serve"):
+        server = jobcorr.serve_metrics(port=0, registry=registry)
+        store.with_suffix(".port").write_text(str(server.port))
+    t0 = spec.get("start_at", time.time() + 0.5)
     store.with_suffix(".start").write_text(repr(t0))
     threads = [
         threading.Thread(target=run_job, args=(job, run, t0, registry, processed))
