@@ -14,6 +14,7 @@ Instrument a job in one line, expose the metric contract, and read runs as recor
 """
 
 from jobcorr.exposition import MetricsServer, metrics_app, serve_metrics
+from jobcorr.metrics import set_limits
 from jobcorr.names import NAME_RULE
 from jobcorr.recorder import Recorder, start_recorder
 from jobcorr.runtime import JsonFormatter, configure_logging, register_runtime_metrics
@@ -50,6 +51,7 @@ __all__ = [
     "record_skipped",
     "register_runtime_metrics",
     "serve_metrics",
+    "set_limits",
     "start_recorder",
     "track",
 ]

@@ -116,7 +116,8 @@ JOBS_OVER_LIMIT = FamilySpec(
     "jobcorr_jobs_over_limit",
     "counter",
     (),
-    "Runs and volumes counted under the overflow name because a cardinality cap was reached.",
+    "Runs and skipped ticks counted as job 'over_limit': their job was beyond the cap on "
+    "distinct job names.",
 )
 SELF_FAMILIES: tuple[FamilySpec, ...] = (
     RECORDER_UP,

@@ -16,7 +16,9 @@ when a run ends, and builds the metric families only when /metrics is scraped.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -36,6 +38,17 @@ from jobcorr import contract
 from jobcorr.contract import DURATION_BUCKETS
 
 _BUCKET_LABELS = (*(repr(float(b)) for b in DURATION_BUCKETS), "+Inf")
+_log = logging.getLogger(__name__)
+
+MAX_JOBS = 100
+"""Distinct job names per process: a service has a handful to dozens of jobs; names beyond
+this come from data, and every one costs ~30 series on /metrics and in the recorder."""
+MAX_VOLUMES = 100
+"""Distinct volume names per job, for the same reason (each is a key of every run record)."""
+FORGET_AFTER_SECONDS = 24 * 3600
+"""A job unseen this long (renamed, removed) leaves /metrics: daily jobs stay listed."""
+OVER_LIMIT = "over_limit"
+"""The job (or volume) name that runs beyond a cap are counted under."""
 
 
 class _JobState:
@@ -48,10 +61,12 @@ class _JobState:
         "failures",
         "in_progress",
         "last_duration",
+        "last_seen",
         "last_start",
         "last_success",
         "peak_rss",
         "skipped",
+        "volumes",
     )
 
     def __init__(self) -> None:
@@ -64,6 +79,8 @@ class _JobState:
         self.last_duration = 0.0
         self.cpu_seconds = 0.0
         self.peak_rss = 0
+        self.last_seen = time.time()
+        self.volumes: set[str] = set()  # volume names admitted for this job
         self.duration_sum = 0.0
         self.bucket_counts = [0] * len(_BUCKET_LABELS)
         # (run_id, duration, ended_at) of the latest run per bucket; Exemplars are built at scrape.
@@ -73,7 +90,7 @@ class _JobState:
         other = _JobState()
         for name in self.__slots__:
             value = getattr(self, name)
-            setattr(other, name, list(value) if isinstance(value, list) else value)
+            setattr(other, name, value.copy() if isinstance(value, list | set) else value)
         return other
 
 
@@ -99,6 +116,46 @@ class JobMetrics(Collector):
         self._lock = threading.Lock()
         self._jobs: dict[str, _JobState] = {}
         self._active: set[ActiveRun] = set()
+        self.max_jobs = MAX_JOBS
+        self.max_volumes = MAX_VOLUMES
+        self.forget_after: float = FORGET_AFTER_SECONDS
+        self.over_limit = 0  # runs and skipped ticks counted under OVER_LIMIT
+        self._warned: set[str] = set()  # "job", "volume": each cap is reported once
+
+    def admit(self, job: str) -> str:
+        """`job`, or OVER_LIMIT once `max_jobs` other names are known."""
+        if job in self._jobs:
+            return job
+        with self._lock:
+            if job in self._jobs or len(self._jobs) < self.max_jobs:
+                self._state(job)
+                return job
+            self.over_limit += 1
+            self._state(OVER_LIMIT)
+        self._warn_once("job", f"job {job!r}", self.max_jobs)
+        return OVER_LIMIT
+
+    def admit_volume(self, job: str, volume: str) -> str:
+        """`volume`, or OVER_LIMIT once `max_volumes` other names are known for `job`."""
+        state = self._jobs.get(job)
+        if state is None or volume in state.volumes:
+            return volume
+        with self._lock:
+            if len(state.volumes) < self.max_volumes:
+                state.volumes.add(volume)
+                return volume
+        self._warn_once("volume", f"volume {volume!r} of job {job!r}", self.max_volumes)
+        return OVER_LIMIT
+
+    def _warn_once(self, kind: str, what: str, limit: int) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        _log.warning(
+            "more than %d distinct %s names: %s and later new ones are counted as %r; "
+            "raise the cap with jobcorr.set_limits(max_%ss=...) if these names are meant",
+            limit, kind, what, OVER_LIMIT, kind,
+        )  # fmt: skip
 
     def _state(self, job: str) -> _JobState:
         state = self._jobs.get(job)
@@ -119,6 +176,7 @@ class JobMetrics(Collector):
             state = self._state(run.job)
             self._active.discard(run)
             state.executions += 1
+            state.last_seen = ended_at
             if run.started_at > state.last_start:
                 state.last_start = run.started_at
             state.last_duration = duration
@@ -134,18 +192,27 @@ class JobMetrics(Collector):
 
     def run_skipped(self, job: str) -> None:
         with self._lock:
-            self._state(job).skipped += 1
+            state = self._state(job)
+            state.skipped += 1
+            state.last_seen = time.time()
 
     def jobs(self) -> dict[str, _JobState]:
         """A consistent copy of every job's state, active runs included."""
         with self._lock:
-            jobs = {job: state.copy() for job, state in self._jobs.items()}
             active = list(self._active)
+            self._forget({run.job for run in active})
+            jobs = {job: state.copy() for job, state in self._jobs.items()}
         for run in active:
             state = jobs.get(run.job) or jobs.setdefault(run.job, _JobState())
             state.in_progress += 1
             state.last_start = max(state.last_start, run.started_at)
         return jobs
+
+    def _forget(self, running: set[str]) -> None:
+        """Drop jobs unseen for `forget_after` seconds, none of their runs going (locked)."""
+        cutoff = time.time() - self.forget_after
+        for job in [j for j, s in self._jobs.items() if s.last_seen < cutoff and j not in running]:
+            del self._jobs[job]
 
     def collect(self) -> Iterator[Metric]:
         jobs = sorted(self.jobs().items())
@@ -190,6 +257,8 @@ class JobMetrics(Collector):
         yield skipped
         yield cpu
         yield from gauges.values()
+        over = contract.JOBS_OVER_LIMIT
+        yield CounterMetricFamily(over.name, over.help, value=self.over_limit)
 
 
 def _cumulative_buckets(state: _JobState) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
@@ -229,3 +298,22 @@ def job_metrics(registry: CollectorRegistry | None = None) -> JobMetrics:
                 _by_registry[target] = metrics
     _last = (target, metrics)
     return metrics
+
+
+def set_limits(
+    *,
+    max_jobs: int = MAX_JOBS,
+    max_volumes: int = MAX_VOLUMES,
+    forget_after: float = FORGET_AFTER_SECONDS,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Cardinality caps of `registry`'s job metrics (default: prometheus_client's registry):
+    distinct job names, distinct volume names per job, and how long an unseen job stays."""
+    if max_jobs < 1 or max_volumes < 1 or forget_after <= 0:
+        raise ValueError(
+            f"limits must be positive: max_jobs={max_jobs}, max_volumes={max_volumes}, "
+            f"forget_after={forget_after}"
+        )
+    metrics = job_metrics(registry)
+    metrics.max_jobs, metrics.max_volumes = max_jobs, max_volumes
+    metrics.forget_after = forget_after

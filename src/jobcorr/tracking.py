@@ -139,7 +139,8 @@ class Run(Watch):
         if name in volumes:
             volumes[name] += amount
         else:
-            volumes[check_name("volume", name)] = amount
+            name = self._metrics.admit_volume(self.job, check_name("volume", name))
+            volumes[name] = volumes.get(name, 0) + amount
 
     def __enter__(self) -> Run:
         if self.run_id:
@@ -201,8 +202,8 @@ def track(job: str, *, registry: CollectorRegistry | None = None) -> Run:
     The exception of a failing body propagates unchanged after the run is recorded.
     `registry` defaults to prometheus_client's default registry.
     """
-    check_name("job", job)
-    return Run(job, job_metrics(registry))
+    metrics = job_metrics(registry)
+    return Run(metrics.admit(check_name("job", job)), metrics)
 
 
 P = ParamSpec("P")
@@ -260,7 +261,8 @@ def add_volume(name: str, amount: float = 1) -> None:
 
 def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> None:
     """Count a scheduler tick skipped because the previous run of `job` was still going."""
-    job_metrics(registry).run_skipped(check_name("job", job))
+    metrics = job_metrics(registry)
+    metrics.run_skipped(metrics.admit(check_name("job", job)))
 
 
 def add_run_listener(listener: Callable[[RunRecord], None]) -> Callable[[], None]:
