@@ -147,3 +147,7 @@ def sample_names(family: FamilySpec) -> tuple[str, ...]:
     if family.type == "histogram":
         return tuple(f"{family.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
     return (family.exposed_name,)
+
+
+RUNTIME_PREFIXES = ("process_", "python_")
+"""Name prefixes of prometheus_client's process and platform collectors."""

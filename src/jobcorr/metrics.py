@@ -54,6 +54,7 @@ OVER_LIMIT = "over_limit"
 class _JobState:
     __slots__ = (
         "bucket_counts",
+        "cpu_exposed",
         "cpu_seconds",
         "duration_sum",
         "executions",
@@ -77,7 +78,8 @@ class _JobState:
         self.last_start = 0.0
         self.last_success = 0.0
         self.last_duration = 0.0
-        self.cpu_seconds = 0.0
+        self.cpu_seconds = 0.0  # finished runs
+        self.cpu_exposed = 0.0  # finished runs plus runs in progress, as last exposed
         self.peak_rss = 0
         self.last_seen = time.time()
         self.volumes: set[str] = set()  # volume names admitted for this job
@@ -101,6 +103,10 @@ class ActiveRun(Protocol):
     run_id: str
     started_at: float
 
+    def cpu_so_far(self) -> float:
+        """CPU seconds the run has used since it started (0 when it cannot be read)."""
+        ...
+
 
 class JobMetrics(Collector):
     """Per-job state for the contract's job families; a prometheus_client collector.
@@ -108,6 +114,9 @@ class JobMetrics(Collector):
     A starting run is only added to a set (atomic, no lock); `bg_job_in_progress` and the
     last start are read from that set at scrape time. A finishing run updates its job's
     record and leaves the set under one lock, so a scrape sees it either active or counted.
+    `bg_job_cpu_seconds_total` includes the CPU of runs still going (read from each active
+    run under that lock), so a scrape sees CPU per job live, not only when runs end; it
+    never goes down (a run's final reading can trail its last live one by a few µs).
     Callers are `jobcorr.tracking` (runs) and scheduler integrations (skipped ticks); job
     names must already be validated.
     """
@@ -181,6 +190,7 @@ class JobMetrics(Collector):
                 state.last_start = run.started_at
             state.last_duration = duration
             state.cpu_seconds += cpu_seconds
+            state.cpu_exposed = max(state.cpu_exposed, state.cpu_seconds)
             state.peak_rss = peak_rss
             state.duration_sum += duration
             state.bucket_counts[bucket] += 1
@@ -201,6 +211,7 @@ class JobMetrics(Collector):
         with self._lock:
             active = list(self._active)
             self._forget({run.job for run in active})
+            self._expose_live_cpu(active)
             jobs = {job: state.copy() for job, state in self._jobs.items()}
         for run in active:
             state = jobs.get(run.job) or jobs.setdefault(run.job, _JobState())
@@ -213,6 +224,15 @@ class JobMetrics(Collector):
         cutoff = time.time() - self.forget_after
         for job in [j for j, s in self._jobs.items() if s.last_seen < cutoff and j not in running]:
             del self._jobs[job]
+
+    def _expose_live_cpu(self, active: list[ActiveRun]) -> None:
+        """Under the lock: each job's CPU counter = finished runs + active runs so far."""
+        live: dict[str, float] = {}
+        for run in active:
+            live[run.job] = live.get(run.job, 0.0) + run.cpu_so_far()
+        for job, seconds in live.items():
+            state = self._state(job)
+            state.cpu_exposed = max(state.cpu_exposed, state.cpu_seconds + seconds)
 
     def collect(self) -> Iterator[Metric]:
         jobs = sorted(self.jobs().items())
@@ -244,7 +264,7 @@ class JobMetrics(Collector):
             executions.add_metric(labels, state.executions)
             failures.add_metric(labels, state.failures)
             skipped.add_metric(labels, state.skipped)
-            cpu.add_metric(labels, state.cpu_seconds)
+            cpu.add_metric(labels, state.cpu_exposed)
             duration.add_metric(labels, _cumulative_buckets(state), state.duration_sum)
             gauges[contract.IN_PROGRESS].add_metric(labels, state.in_progress)
             gauges[contract.LAST_START].add_metric(labels, state.last_start)

@@ -5,8 +5,11 @@
     recorder.stop()
 
 What it records each tick: resident memory, the cgroup working set where there is one,
-CPU seconds, GC collections and pauses, `bg_job_in_progress`, `bg_log_records_total`,
-and every other counter and gauge of the registry (the service's volume metrics).
+CPU seconds of the process and of each job (`bg_job_cpu_seconds_total`, which includes
+the runs still going, read from their threads), GC collections and pauses,
+`bg_job_in_progress`, `bg_log_records_total` (by job and level), and every other counter
+and gauge of the registry (the service's volume metrics). Ticks missed while the process
+stalls are dropped, not fired back to back, so samples stay at least half an interval apart.
 Run starts and finished runs arrive through jobcorr's run listeners. Writes are batched
 (one transaction per `flush_every` ticks); once a minute, finished minutes are rolled up
 and retention applied. Runs left 'running' by a crash are marked 'interrupted' at start.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +37,7 @@ from prometheus_client.registry import Collector
 
 from jobcorr import contract
 from jobcorr.backlog import Backlog
-from jobcorr.runtime import cgroup_working_set_bytes
+from jobcorr.runtime import cgroup_working_set_bytes, usable_cores
 from jobcorr.store import RAW_RETENTION_SECONDS, ROLLUP_RETENTION_SECONDS, Store
 from jobcorr.tracking import RunRecord, RunStart, add_run_listener, add_run_start_listener
 
@@ -55,18 +59,20 @@ Row = tuple[str, dict[str, str], str, float]
 """(sample name, labels, kind, value): one sample of one tick, not yet bound to the store."""
 
 CGROUP_SERIES = "cgroup_memory_working_set_bytes"
+USABLE_CORES_SERIES = "jobcorr_usable_cores"
+"""Cores the process could use at each tick (affinity and cgroup quota): CPU reads cap."""
 _ALWAYS = {
-    "process_resident_memory_bytes",
-    "process_cpu_seconds_total",
-    "python_gc_collections_total",
-    "python_gc_pause_seconds_sum",
-    "python_gc_pause_seconds_count",
-    "bg_job_in_progress",
-    "bg_log_records_total",
+    contract.PROCESS_RESIDENT_MEMORY,
+    contract.PROCESS_CPU_SECONDS,
+    contract.PYTHON_GC_COLLECTIONS,
+    f"{contract.GC_PAUSE.name}_sum",
+    f"{contract.GC_PAUSE.name}_count",
+    contract.IN_PROGRESS.exposed_name,
+    contract.CPU.exposed_name,
+    contract.LOG_RECORDS.exposed_name,
 }
 _NEVER_PREFIXES = (
-    "process_",
-    "python_",
+    *contract.RUNTIME_PREFIXES,
     *(f.name for f in contract.JOB_FAMILIES),
     *(f.name for f in contract.SELF_FAMILIES),
 )
@@ -88,6 +94,24 @@ def recorded_samples(registry: CollectorRegistry) -> Iterator[Row]:
             else:
                 continue  # the service's histograms and summaries: not volumes
             yield name, sample.labels, kind, sample.value
+
+
+def host_samples() -> Iterator[tuple[str, float]]:
+    """(series name, gauge value) of what the registry does not carry: the cgroup working
+    set (where there is one) and the cores the process can use."""
+    working_set = cgroup_working_set_bytes()
+    if working_set is not None:
+        yield CGROUP_SERIES, float(working_set)
+    yield USABLE_CORES_SERIES, usable_cores()
+
+
+def next_tick(scheduled: float, now: float, interval: float) -> float:
+    """The tick after `scheduled`, on the same grid but not before `now`: ticks missed in a
+    stall are dropped, never fired back to back (their samples would be ms apart)."""
+    following = scheduled + interval
+    if following < now:
+        following += math.ceil((now - following) / interval) * interval
+    return following
 
 
 class Recorder:
@@ -169,14 +193,17 @@ class Recorder:
 
     def _loop(self, store: Store) -> None:
         ticks = 0
-        next_tick = time.monotonic()
-        retry_at = next_tick
+        scheduled = time.monotonic()
+        retry_at = scheduled
         backoff = min(RETRY_FIRST_SECONDS, self._retry_max)
         last_compact = 0.0
+        last_sampled = -math.inf
         interrupted_marked = False
         while True:
             now = time.time()
-            self._tick(now)
+            if now - last_sampled >= self.interval / 2:  # not when stop() cuts a wait short
+                self._tick(now)
+                last_sampled = now
             ticks += 1
             stopping = self._stop.is_set()
             if self.degraded is None:
@@ -201,8 +228,8 @@ class Recorder:
                         last_compact = now
             if stopping:
                 return
-            next_tick += self.interval
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            scheduled = next_tick(scheduled, time.monotonic(), self.interval)
+            self._stop.wait(max(0.0, scheduled - time.monotonic()))
 
     def _tick(self, now: float) -> None:
         try:
@@ -214,9 +241,7 @@ class Recorder:
 
     def _sample(self) -> list[Row]:
         rows = list(recorded_samples(self.registry))
-        working_set = cgroup_working_set_bytes()
-        if working_set is not None:
-            rows.append((CGROUP_SERIES, {}, "gauge", float(working_set)))
+        rows.extend((name, {}, "gauge", value) for name, value in host_samples())
         return rows
 
     @staticmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -113,6 +114,38 @@ def cgroup_working_set_bytes() -> int | None:
         except (OSError, ValueError):
             continue
         return max(0, used - inactive)
+    return None
+
+
+def usable_cores() -> float:
+    """Cores this process can use: its CPU affinity, capped by the cgroup's CPU quota
+    (v2 `cpu.max`, v1 `cpu.cfs_quota_us`) where there is one."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = float(len(os.sched_getaffinity(0)))
+    else:
+        cores = float(os.cpu_count() or 1)
+    quota = _cgroup_cpu_quota()
+    return cores if quota is None else min(cores, quota)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The cgroup's CPU quota in cores, or None when unlimited or not in a CPU cgroup."""
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            with open(quota_file) as file:
+                fields = file.read().split()
+            if period_file is not None:
+                with open(period_file) as file:
+                    fields.append(file.read().strip())
+            quota, period = fields[0], float(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if quota in ("max", "-1") or period <= 0:
+            return None
+        return float(quota) / period
     return None
 
 

@@ -54,15 +54,23 @@ class Series:
         hi = int(np.searchsorted(self.times, end, side="right"))
         return Series(self.times[lo:hi], self.values[lo:hi])
 
-    def rate(self) -> Series:
-        """Per-second increase of a counter; a reset (restart) counts from zero."""
+    def rate(self, interval: float | None = None) -> Series:
+        """Per-second increase of a counter; a reset (restart) counts from zero.
+
+        No rate spans less than half the sampling interval (`interval`, default the median
+        step): a sample that close to the previous one (ticks fired back to back after a
+        stall) is no end point, and its increase counts in the next rate. So a counter that
+        never grows faster than N per second never reads above N, however the samples fall.
+        """
         if len(self) < 2:
             return Series.empty()
         dt = np.diff(self.times)
+        shortest = (float(np.median(dt)) if interval is None else interval) / 2
         dv = np.diff(self.values)
-        dv = np.where(dv < 0, self.values[1:], dv)
-        keep = dt > 0
-        return Series(self.times[1:][keep], dv[keep] / dt[keep])
+        increase = np.concatenate(([0.0], np.cumsum(np.where(dv < 0, self.values[1:], dv))))
+        keep = np.concatenate(([True], (dt > 0) & (dt >= shortest)))
+        times, increase = self.times[keep], increase[keep]
+        return Series(times[1:], np.diff(increase) / np.diff(times))
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,16 @@ class VolumeSeries:
         """For people: `player_metrics (bg_clickhouse_records_synced_total)`, or the name."""
         values = ",".join(value for _, value in sorted(self.labels.items()))
         return f"{values} ({self.name})" if values else self.name
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who owned a metric over a window: per-job series and what no job owned."""
+
+    by_job: dict[str, Series]
+    """job -> cores (cpu) or records/s (logs), on the same times as `outside`."""
+    outside: Series
+    """The same unit, owned by no job."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,12 @@ class Timeline(Protocol):
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
         """Memory (bytes), CPU (cores), log volume (records/s) or GC collections (per
         second) over [start, end], at full resolution, or coarser when `step` allows."""
+
+    def owned(
+        self, metric: Metric, start: float, end: float, step: float | None = None
+    ) -> Ownership | None:
+        """CPU (cores) or log volume (records/s) over [start, end], split by the job that
+        owned it, and what no job owned; None for metrics that cannot be owned (memory, gc)."""
 
     def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
         """The service's volume series over [start, end] (coarser when `step` allows)."""

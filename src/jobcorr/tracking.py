@@ -110,12 +110,15 @@ class Run(Watch):
     is entered once.
 
     CPU time is the thread CPU time of the thread that entered the run, between enter and
-    exit. For a run in a coroutine that is the event loop's thread, so it includes whatever
-    else the loop ran while the job was awaiting: an upper bound for async jobs.
+    exit; `cpu_so_far()` reads it from any thread while the run is going (the thread's CPU
+    clock, taken at enter). For a run in a coroutine that is the event loop's thread, so it
+    includes whatever else the loop ran while the job was awaiting: an upper bound for async
+    jobs. Nested runs on one thread each count the thread's CPU.
     Peak memory: see `jobcorr.rss`.
     """
 
     __slots__ = (
+        "_cpu_clock",
         "_cpu_start",
         "_metrics",
         "_perf_start",
@@ -150,6 +153,7 @@ class Run(Watch):
         # nested runs end in the order they really ended.
         self.started_at = time.time()
         self._perf_start = time.perf_counter()
+        self._cpu_clock = _thread_cpu_clock()
         self._cpu_start = time.thread_time()
         self._metrics.run_started(self)
         _sampler.begin(self)
@@ -157,6 +161,15 @@ class Run(Watch):
         if _start_listeners:
             _notify(_start_listeners, RunStart(self.run_id, self.job, self.started_at))
         return self
+
+    def cpu_so_far(self) -> float:
+        """CPU seconds of the run's thread since the run began (0 where unreadable)."""
+        if self._cpu_clock is None:
+            return 0.0
+        try:
+            return max(0.0, time.clock_gettime(self._cpu_clock) - self._cpu_start)
+        except OSError:  # the thread is gone without ending the run
+            return 0.0
 
     def __exit__(
         self,
@@ -194,6 +207,14 @@ class Run(Watch):
                     self.volumes,
                 ),
             )
+
+
+def _thread_cpu_clock() -> int | None:
+    """The CPU clock of the calling thread, readable from other threads (None off POSIX)."""
+    try:
+        return time.pthread_getcpuclockid(threading.get_ident())
+    except (AttributeError, OSError):
+        return None
 
 
 def track(job: str, *, registry: CollectorRegistry | None = None) -> Run:

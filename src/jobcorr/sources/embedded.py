@@ -11,17 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
+from jobcorr import contract
 from jobcorr.contract import Metric
-from jobcorr.recorder import CGROUP_SERIES
+from jobcorr.recorder import CGROUP_SERIES, USABLE_CORES_SERIES
 from jobcorr.sources import SourceError
 from jobcorr.store import SeriesInfo, Store, StoreError
-from jobcorr.timeline import RunSpan, Series, VolumeSeries
+from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 
-MEMORY = "process_resident_memory_bytes"
-CPU = "process_cpu_seconds_total"
-LOGS = "bg_log_records_total"
-GC = "python_gc_collections_total"
-_NOT_VOLUMES = {MEMORY, CPU, LOGS, CGROUP_SERIES, "bg_job_in_progress"}
+MEMORY = contract.PROCESS_RESIDENT_MEMORY
+CPU = contract.PROCESS_CPU_SECONDS
+JOB_CPU = contract.CPU.exposed_name
+LOGS = contract.LOG_RECORDS.exposed_name
+GC = contract.PYTHON_GC_COLLECTIONS
+_NOT_VOLUMES = {
+    CGROUP_SERIES,
+    USABLE_CORES_SERIES,
+    *(family.exposed_name for family in contract.CONTRACT),
+}
 
 
 class EmbeddedTimeline:
@@ -80,19 +86,74 @@ class EmbeddedTimeline:
         if metric == "memory":
             found = self._find(MEMORY)
             return self._read(found[0], start, end, step) if found else Series.empty()
+        ticks = self._ticks(start, end, step)
         if metric == "cpu":
-            found = self._find(CPU)
-            return self._read(found[0], start, end, step).rate() if found else Series.empty()
-        name = LOGS if metric == "logs" else GC
+            return self._capped(self._counter(CPU, ticks, start, end, step).rate(), start, end)
+        return self._counter(LOGS if metric == "logs" else GC, ticks, start, end, step).rate()
+
+    def owned(
+        self, metric: Metric, start: float, end: float, step: float | None = None
+    ) -> Ownership | None:
+        """CPU from `bg_job_cpu_seconds_total` per job against the process's CPU, logs from
+        `bg_log_records_total` (whose `job=""` no job owned); all read on the same ticks."""
+        if metric not in ("cpu", "logs"):
+            return None
+        ticks = self._ticks(start, end, step)
+        name = JOB_CPU if metric == "cpu" else LOGS
+        by_job = {
+            job: self._capped(series.rate(), start, end) if metric == "cpu" else series.rate()
+            for job, series in self._by_job(name, ticks, start, end, step).items()
+        }
+        if metric == "logs":
+            outside = by_job.pop("", None)
+            return Ownership(
+                by_job, Series(ticks, np.zeros(len(ticks))).rate() if outside is None else outside
+            )
+        process = self.metric("cpu", start, end, step)
+        owned = sum((rate.values for rate in by_job.values()), np.zeros(len(process)))
+        return Ownership(by_job, Series(process.times, np.maximum(process.values - owned, 0.0)))
+
+    def _ticks(self, start: float, end: float, step: float | None) -> FloatArray:
+        """The recorder's ticks in [start, end] (minutes when `step` asks): every series is
+        sampled on them, so counters read on them line up, and a counter's first sample
+        counts from zero when it appeared after the first tick."""
+        found = self._find(MEMORY)
+        return self._read(found[0], start, end, step).times if found else np.empty(0)
+
+    def _capped(self, cores: Series, start: float, end: float) -> Series:
+        """CPU in cores, never above what the process could use at the time (stores
+        without that reading are left as they are)."""
+        found = self._find(USABLE_CORES_SERIES)
+        if not found or not len(cores):
+            return cores
+        usable = _sum_carried([self._read(found[0], start, end)], cores.times).values
+        limited = np.where(usable > 0, np.minimum(cores.values, usable), cores.values)
+        return Series(cores.times, limited)
+
+    def _counter(
+        self, name: str, ticks: FloatArray, start: float, end: float, step: float | None
+    ) -> Series:
+        """The sum of every series of counter `name`, on `ticks`."""
         parts = [self._read(info, start, end, step) for info in self._find(name)]
-        return _sum_counters(parts).rate()
+        return _sum_carried(parts, ticks)
+
+    def _by_job(
+        self, name: str, ticks: FloatArray, start: float, end: float, step: float | None
+    ) -> dict[str, Series]:
+        """Counter `name` summed per `job` label, on `ticks`."""
+        parts: dict[str, list[Series]] = {}
+        for info in self._find(name):
+            parts.setdefault(info.labels.get("job", ""), []).append(
+                self._read(info, start, end, step)
+            )
+        return {job: _sum_carried(series, ticks) for job, series in parts.items()}
 
     def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
         return [
             VolumeSeries(info.name, info.labels, "gauge" if info.kind == "gauge" else "counter",
                          self._read(info, start, end, step))
             for info in self._series
-            if info.name not in _NOT_VOLUMES and not info.name.startswith("python_")
+            if info.name not in _NOT_VOLUMES and not info.name.startswith(contract.RUNTIME_PREFIXES)
         ]  # fmt: skip
 
     def runs(self, start: float, end: float) -> list[RunSpan]:
@@ -111,14 +172,12 @@ class EmbeddedTimeline:
         ]
 
 
-def _sum_counters(parts: list[Series]) -> Series:
-    """The sum of counters sampled on possibly different ticks (each carried forward)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return Series.empty()
-    times = np.unique(np.concatenate([p.times for p in parts]))
-    total = np.zeros(len(times))
+def _sum_carried(parts: list[Series], ticks: FloatArray) -> Series:
+    """The sum of series read on `ticks`, each carried forward from its last sample and 0
+    before its first (a labelled counter appears at its first increment)."""
+    total = np.zeros(len(ticks))
     for part in parts:
-        index = np.searchsorted(part.times, times, side="right") - 1
-        total += np.where(index >= 0, part.values[np.clip(index, 0, None)], 0.0)
-    return Series(times, total)
+        if len(part):
+            index = np.searchsorted(part.times, ticks, side="right") - 1
+            total += np.where(index >= 0, part.values[np.clip(index, 0, None)], 0.0)
+    return Series(ticks, total)

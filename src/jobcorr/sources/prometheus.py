@@ -26,10 +26,12 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+import numpy as np
 
+from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.sources import SourceError
-from jobcorr.timeline import RunSpan, Series, VolumeSeries
+from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 
 MAX_POINTS = 11_000
 MAX_CHUNKS = 8
@@ -147,17 +149,42 @@ class PrometheusTimeline:
         step = self._ensure_step(end)
         return max(step, (end - start) / (MAX_POINTS * MAX_CHUNKS))
 
+    def _irate(self, name: str, step: float) -> str:
+        """Per-second increase between the last two samples in a window of 4 steps."""
+        return f"irate({self._selector(name)}[{math.ceil(4 * step * 1000)}ms])"
+
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
         chosen = max(step or 0.0, self._step_for(start, end))
-        window = f"{math.ceil(4 * chosen * 1000)}ms"
         expr = {
-            "memory": f"max({self._selector('process_resident_memory_bytes')})",
-            "cpu": f"sum(irate({self._selector('process_cpu_seconds_total')}[{window}]))",
-            "logs": f"sum(irate({self._selector('bg_log_records_total')}[{window}]))",
-            "gc": f"sum(irate({self._selector('python_gc_collections_total')}[{window}]))",
+            "memory": f"max({self._selector(contract.PROCESS_RESIDENT_MEMORY)})",
+            "cpu": f"sum({self._irate(contract.PROCESS_CPU_SECONDS, chosen)})",
+            "logs": f"sum({self._irate(contract.LOG_RECORDS.exposed_name, chosen)})",
+            "gc": f"sum({self._irate(contract.PYTHON_GC_COLLECTIONS, chosen)})",
         }[metric]
         results = self.query_range(expr, start, end, chosen)
         return results[0][1] if results else Series.empty()
+
+    def owned(
+        self, metric: Metric, start: float, end: float, step: float | None = None
+    ) -> Ownership | None:
+        """Rates of `bg_job_cpu_seconds_total` (live: it includes runs still going) or
+        `bg_log_records_total` per job; outside is the process's CPU minus the jobs', or
+        the records of `job=""`."""
+        if metric not in ("cpu", "logs"):
+            return None
+        chosen = max(step or 0.0, self._step_for(start, end))
+        family = contract.CPU if metric == "cpu" else contract.LOG_RECORDS
+        expr = f"sum by (job) ({self._irate(family.exposed_name, chosen)})"
+        by_job = {
+            labels.get("job", ""): series
+            for labels, series in self.query_range(expr, start, end, chosen)
+        }
+        if metric == "logs":
+            outside = by_job.pop("", None)
+            return Ownership(by_job, Series.empty() if outside is None else outside)
+        process = self.metric("cpu", start, end, chosen)
+        owned = sum((_on(rate, process.times) for rate in by_job.values()), np.zeros(len(process)))
+        return Ownership(by_job, Series(process.times, np.maximum(process.values - owned, 0.0)))
 
     def _volume_names(self, start: float, end: float) -> list[str]:
         selector = f'{{__name__=~".+", {self._matchers}}}' if self._matchers else '{__name__=~".+"}'
@@ -230,6 +257,14 @@ def _rebuild(
         if runs[-1][1] is None and not going and duration is not None:
             runs[-1][1] = float(started) + duration
     return [(float(begin), end) for begin, end in runs if begin is not None]
+
+
+def _on(series: Series, times: FloatArray) -> FloatArray:
+    """`series` at exactly `times` (one query grid), 0 where it has no point."""
+    if not len(series):
+        return np.zeros(len(times))
+    index = np.clip(np.searchsorted(series.times, times), 0, len(series) - 1)
+    return np.where(series.times[index] == times, series.values[index], 0.0)
 
 
 def _increase(series: Series | None, start: float, end: float) -> float:
