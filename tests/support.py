@@ -82,3 +82,23 @@ def fill(directory: Path) -> Path:
             if error.errno != errno.ENOSPC:
                 raise
     return filler
+
+
+@contextmanager
+def chdb_http_server(path: Path, port: int | None = None) -> Iterator[str]:
+    """ClickHouse's HTTP interface served by chdb in a child process (tests/chdb_http.py):
+    the URL, once it answers."""
+    port = port or free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "chdb_http.py"), "--port", str(port),
+         "--path", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            pytest.fail(f"the chdb HTTP fixture did not start: {server.communicate()[1]}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

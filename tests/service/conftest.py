@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from bf42stats.feed.simulator import SimulatedWorld, feed_app
 from bf42stats.jobs import JobContext
 from bf42stats.metrics import service_metrics
 from jobcorr.web.server import BackgroundServer
+from support import chdb_http_server
 
 START = 1_795_000_000.0  # a fixed moment, so simulated rounds and players are reproducible
 
@@ -46,9 +48,34 @@ def feed_url(world: SimulatedWorld) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One chdb behind ClickHouse's HTTP interface for the session; tests take a database
+    each."""
+    with chdb_http_server(tmp_path_factory.mktemp("chdb-http")) as url:
+        yield url
+
+
 @pytest.fixture
-def clickhouse(tmp_path: Path) -> Iterator[ClickHouse]:
-    ch = open_clickhouse("", tmp_path)
+def clickhouse_url(request: pytest.FixtureRequest) -> str:
+    """ "" for embedded chdb (the default), or the chdb HTTP server's URL for the remote path
+    (clickhouse-connect end to end)."""
+    if getattr(request, "param", "embedded") == "embedded":
+        return ""
+    return str(request.getfixturevalue("clickhouse_server"))
+
+
+@pytest.fixture
+def clickhouse_database(request: pytest.FixtureRequest) -> str:
+    """A database of this test's own (the remote server is shared by the session)."""
+    return "bf42_" + re.sub(r"\W", "_", request.node.name)[-40:].lower()
+
+
+@pytest.fixture
+def clickhouse(
+    tmp_path: Path, clickhouse_url: str, clickhouse_database: str
+) -> Iterator[ClickHouse]:
+    ch = open_clickhouse(clickhouse_url, tmp_path, clickhouse_database)
     yield ch
     ch.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from bf42stats.clickhouse import ClickHouse
@@ -35,3 +36,9 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def served_players(world: SimulatedWorld, now: float) -> dict[str, int]:
     """Players the simulated feed serves per game at `now`."""
     return {game: sum(len(s["players"]) for s in world.servers(game, now)) for game in GAMES}
+
+
+both_clickhouse_paths = pytest.mark.parametrize(
+    "clickhouse_url", ["embedded", "remote"], indirect=True
+)
+"""Run the test on embedded chdb and on clickhouse-connect against chdb's HTTP interface."""

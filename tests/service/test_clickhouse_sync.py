@@ -1,4 +1,5 @@
-"""clickhouse_sync on real chdb: counts match the source, through outages and kill -9."""
+"""clickhouse_sync on real chdb, embedded and behind ClickHouse's HTTP interface through
+clickhouse-connect: counts match the source, through outages and kill -9."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from bf42stats.clickhouse import open_clickhouse
 from bf42stats.jobs.clickhouse_sync import sync_clickhouse
 from bf42stats.jobs.stats_collection import collect_stats
 
-from .helpers import ch_count, count, sample, sql
+from .helpers import both_clickhouse_paths, ch_count, count, sample, sql
+
+pytestmark = both_clickhouse_paths
 
 SOURCES = {
     "player_metrics": ("observations", "player_metrics"),
@@ -65,6 +68,13 @@ def test_sync_copies_every_new_row_in_bounded_batches(ctx, clock, registry, reco
         assert (
             sample(registry, "bg_clickhouse_sync_duration_seconds_count", operation=operation) == 1
         )
+    # times arrive as the same instants (SQLite's unix seconds, ClickHouse's DateTime64(3))
+    [[first, last]] = ctx.clickhouse.query(
+        "SELECT toUnixTimestamp64Milli(min(observed_at)), toUnixTimestamp64Milli(max(observed_at))"
+        f" FROM {ctx.clickhouse.database}.player_metrics"
+    )
+    [(low, high)] = sql(ctx.db_path, "SELECT MIN(observed_at), MAX(observed_at) FROM observations")
+    assert (int(first), int(last)) == (round(low * 1000), round(high * 1000))
     marks = dict(sql(ctx.db_path, "SELECT operation, value FROM sync_watermarks"))
     assert marks["player_metrics"] == sql(ctx.db_path, "SELECT MAX(id) FROM observations")[0][0]
 
@@ -103,7 +113,9 @@ def test_clickhouse_outage_for_two_ticks_loses_nothing_and_duplicates_nothing(
         assert ch_count(ch, table, final=False) == count(ctx.db_path, source)
 
 
-def test_kill_9_in_the_middle_of_a_sync_resumes_from_the_watermark(ctx, clock, registry, tmp_path):
+def test_kill_9_in_the_middle_of_a_sync_resumes_from_the_watermark(
+    ctx, clock, registry, tmp_path, clickhouse_url, clickhouse_database
+):
     poll(ctx, clock, 60)
     ctx.clickhouse.close()  # chdb serves one process at a time: hand the data to the child
     total = count(ctx.db_path, "observations")
@@ -117,7 +129,8 @@ def test_kill_9_in_the_middle_of_a_sync_resumes_from_the_watermark(ctx, clock, r
             from bf42stats.jobs.clickhouse_sync import sync_clickhouse
             from bf42stats.metrics import service_metrics
             import time
-            ch = open_clickhouse("", Path({str(tmp_path)!r}))
+            ch = open_clickhouse({clickhouse_url!r}, Path({str(tmp_path)!r}),
+                                 {clickhouse_database!r})
             ctx = JobContext(Path({str(ctx.db_path)!r}), ch, FeedClient("http://127.0.0.1:9"),
                              service_metrics(CollectorRegistry()), batch_size=50)
             real_insert = ch.insert
@@ -146,7 +159,7 @@ def test_kill_9_in_the_middle_of_a_sync_resumes_from_the_watermark(ctx, clock, r
     assert "finished" not in out
     assert 0 < mark < total
 
-    ctx.clickhouse = open_clickhouse("", tmp_path)
+    ctx.clickhouse = open_clickhouse(clickhouse_url, tmp_path, clickhouse_database)
     try:
         partial = ch_count(ctx.clickhouse, "player_metrics")
         assert 0 < partial < total

@@ -10,7 +10,7 @@ from bf42stats.jobs.gamification import award_achievements, earned
 from bf42stats.jobs.ranking_calc import calculate_rankings, month_bounds
 from bf42stats.jobs.stats_collection import collect_stats
 
-from .helpers import ch_count, count, sample, sql
+from .helpers import both_clickhouse_paths, ch_count, count, sample, sql
 
 
 @pytest.fixture
@@ -89,6 +89,7 @@ def test_streaks_are_read_from_round_totals(kills, deaths, achievements) -> None
     assert earned(kills, deaths) == achievements
 
 
+@both_clickhouse_paths
 def test_gamification_awards_once_per_player_in_both_stores(played, registry, records):
     ctx = played
     sync_clickhouse(ctx)

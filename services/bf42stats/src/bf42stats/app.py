@@ -42,6 +42,9 @@ from jobcorr.web.app import dashboard_app
 _log = logging.getLogger(__name__)
 FIRST_RUN_STAGGER_SECONDS = 0.5
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+RETRY_INTERVALS = 5
+"""A ClickHouse server that was down is tried again at most five sync intervals apart:
+the sync catches up that soon after it returns, without hammering it meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,11 @@ class Service:
             self.recorder = jobcorr.start_recorder(self.store_path, registry=self.registry)
         self.context = JobContext(
             db_path=settings.data_dir / "bf42stats.sqlite3",
-            clickhouse=open_clickhouse(settings.clickhouse_url, settings.data_dir),
+            clickhouse=open_clickhouse(
+                settings.clickhouse_url,
+                settings.data_dir,
+                max_wait=RETRY_INTERVALS * settings.interval("clickhouse_sync"),
+            ),
             feed=FeedClient(settings.feed_url),
             metrics=self.metrics,
             batch_size=settings.sync_batch_size,
