@@ -13,6 +13,7 @@ Instrument a job in one line, expose the metric contract, and read runs as recor
     jobcorr.serve_metrics()                     # http://127.0.0.1:8080/metrics
 """
 
+from jobcorr.errors import JobcorrError
 from jobcorr.exposition import MetricsServer, metrics_app, serve_metrics
 from jobcorr.metrics import set_limits
 from jobcorr.names import NAME_RULE
@@ -35,6 +36,7 @@ from jobcorr.tracking import (
 __all__ = [
     "NAME_RULE",
     "Cancelled",
+    "JobcorrError",
     "JsonFormatter",
     "MetricsServer",
     "Recorder",

@@ -22,11 +22,12 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from jobcorr.contract import CONTRACT, JOB, FamilySpec
+from jobcorr.errors import JobcorrError
 
 _STRUCTURAL_LABELS = {"le", "quantile"}
 
 
-class EndpointUnreadable(Exception):
+class EndpointUnreadable(JobcorrError):
     """The endpoint could not be fetched or parsed; the message says why."""
 
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from jobcorr.check import EndpointUnreadable, FamilyReport, check_url
 from jobcorr.contract import METRICS
-from jobcorr.extras import MissingExtra, require
+from jobcorr.errors import JobcorrError
+from jobcorr.extras import require
 from jobcorr.times import AT_FORMS, TimeParseError, format_local, parse_at, parse_duration
 
 if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
@@ -191,20 +192,17 @@ def _dashboard(args: argparse.Namespace) -> int:
     require("dashboard", "starlette", "uvicorn")  # before the explain modules it also needs
     from jobcorr.sources import SourceError
     from jobcorr.web.app import dashboard_app
+    from jobcorr.web.auth import Credentials
     from jobcorr.web.server import serve_forever
 
     console = _console()
+    credentials = Credentials.from_env(os.environ)  # refused now if a password is missing
     try:
-        _open(args)  # fail now, with the reason, rather than on the first page load
+        _open(args).close()  # fail now, with the reason, rather than on the first page load
     except SourceError as error:
         console.print(f"[red]error:[/red] {error}")
         return EXIT_UNREADABLE
-    app = dashboard_app(
-        lambda: _open(args),
-        username=os.environ.get("JOBCORR_DASHBOARD_USER"),
-        password=os.environ.get("JOBCORR_DASHBOARD_PASSWORD"),
-        token=os.environ.get("JOBCORR_DASHBOARD_TOKEN"),
-    )
+    app = dashboard_app(lambda: _open(args), credentials=credentials)
     console.print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     serve_forever(app, args.host, args.port)
     return EXIT_OK
@@ -418,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
-    except MissingExtra as error:
+    except JobcorrError as error:
         print(f"error: jobcorr {args.command}: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 
+from jobcorr.errors import JobcorrError
 
-class MissingExtra(ImportError):
+
+class MissingExtra(JobcorrError, ImportError):
     """A feature's optional dependency is not installed; the message names the extra."""
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobcorr.errors import JobcorrError
 from jobcorr.tracking import RunRecord, RunStart
 
 RAW_RETENTION_SECONDS = 48 * 3600
@@ -77,7 +78,11 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         raise StoreError(f"cannot create the store's directory {path.parent}: {error}") from error
     try:
         if readonly:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            # A reader may be closed by another thread than its own (a dashboard's pool
+            # at shutdown); it is never used by two threads at once.
+            db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+            )
         else:
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
     except sqlite3.Error as error:
@@ -117,7 +122,7 @@ class StoredRun:
     volumes: dict[str, float]
 
 
-class StoreError(Exception):
+class StoreError(JobcorrError):
     """The store cannot be opened or read; the message says which file and why."""
 
 

@@ -142,3 +142,10 @@ class Timeline(Protocol):
 
     def runs(self, start: float, end: float) -> list[RunSpan]:
         """Runs overlapping [start, end], by start time."""
+
+    def refresh(self) -> None:
+        """Catch up with what the source learnt since it was opened (new series, a later
+        end): a long-lived reader (a dashboard worker) calls it before each answer."""
+
+    def close(self) -> None:
+        """Release the connection; sources are also context managers that close on exit."""

@@ -9,19 +9,26 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+from jobcorr.errors import JobcorrError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.ASCII)
+_UNIX = re.compile(r"\d{1,12}(\.\d{1,9})?", re.ASCII)
+EARLIEST = 0.0
+"""Times before the Unix epoch are refused: nothing jobcorr records is older."""
+LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+"""A year before datetime's end, so a local time with any offset can still be printed."""
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 AT_FORMS = (
     "an ISO 8601 time with seconds and an offset (2026-11-28T14:23:05+01:00), "
     "a local date and time (2026-11-28 14:23 or 2026-11-28 14:23:05), "
-    "a local time today (14:23), or a time ago (-15m, -2h, -90s)"
+    "a local time today (14:23), a time ago (-15m, -2h, -90s), unix seconds, or now"
 )
 
 
-class TimeParseError(ValueError):
+class TimeParseError(JobcorrError, ValueError):
     """The text is not a time or duration jobcorr reads; the message lists the forms."""
 
 
@@ -35,28 +42,33 @@ def parse_duration(text: str) -> float:
 
 
 def parse_at(text: str, *, now: float) -> float:
-    """A moment as unix seconds; see AT_FORMS. Times without an offset are local."""
-    value = text.strip()
+    """A moment as unix seconds, from 1970 to 9998; see AT_FORMS. Times without an offset
+    are local."""
+    try:
+        moment = _moment(text.strip(), now)
+    except (ValueError, OverflowError, OSError):
+        raise TimeParseError(f"{text!r} is not a time: use {AT_FORMS}") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise TimeParseError(f"{text!r} is outside the times jobcorr reads (1970 to 9998)")
+    return moment
+
+
+def _moment(value: str, now: float) -> float:
+    if value == "now":
+        return now
+    if _UNIX.fullmatch(value):
+        return float(value)
     if value.startswith("-"):
-        try:
-            return now - parse_duration(value[1:])
-        except TimeParseError:
-            raise TimeParseError(f"{text!r} is not a time: use {AT_FORMS}") from None
-    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value):
+        return now - parse_duration(value[1:])
+    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value, re.ASCII):
         today = datetime.fromtimestamp(now).astimezone()
         parts = [int(p) for p in value.split(":")]
         seconds = parts[2] if len(parts) > 2 else 0
-        try:
-            moment = today.replace(hour=parts[0], minute=parts[1], second=seconds, microsecond=0)
-        except ValueError:
-            raise TimeParseError(f"{text!r} is not a time: use {AT_FORMS}") from None
+        moment = today.replace(hour=parts[0], minute=parts[1], second=seconds, microsecond=0)
         if moment.timestamp() > now + 60:  # "14:23" late in the evening means today's
             moment -= timedelta(days=1)
         return moment.timestamp()
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise TimeParseError(f"{text!r} is not a time: use {AT_FORMS}") from None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # local
     return parsed.timestamp()

@@ -6,12 +6,27 @@ timeline = open_source("embedded:data/jobcorr.sqlite3")
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
+from jobcorr.errors import JobcorrError
 from jobcorr.timeline import Timeline
 
 
-class SourceError(Exception):
+class SourceError(JobcorrError):
     """The source cannot be used; the message says why and what to do."""
+
+
+class Source:
+    """What every source shares: `with open_source(...) as timeline:` closes it at the end."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def open_source(

@@ -14,7 +14,7 @@ import numpy as np
 from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.recorder import CGROUP_SERIES, USABLE_CORES_SERIES
-from jobcorr.sources import SourceError
+from jobcorr.sources import Source, SourceError
 from jobcorr.store import SeriesInfo, Store, StoreError
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 
@@ -30,17 +30,25 @@ _NOT_VOLUMES = {
 }
 
 
-class EmbeddedTimeline:
+class EmbeddedTimeline(Source):
+    """The store at `path`, read-only; `refresh()` sees what was written since."""
+
     def __init__(self, path: Path) -> None:
         try:
             self._store = Store(path, readonly=True)
         except StoreError as error:
             raise SourceError(f"{error} (start the recorder, or pass --source)") from error
+        self.refresh()
+
+    def refresh(self) -> None:
         self._series = self._store.series()
         memory = self._find(MEMORY)
         self._bounds = self._store.bounds(memory[0].id) if memory else None
         self._raw_since: dict[int, float | None] = {}
         self._resolution = self._measure_resolution()
+
+    def close(self) -> None:
+        self._store.close()
 
     @property
     def resolution(self) -> float:

@@ -30,7 +30,7 @@ import numpy as np
 
 from jobcorr import contract
 from jobcorr.contract import Metric
-from jobcorr.sources import SourceError
+from jobcorr.sources import Source, SourceError
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 
 MAX_POINTS = 11_000
@@ -43,7 +43,7 @@ _NOT_VOLUME_SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_info")
 MAX_VOLUME_NAMES = 50
 
 
-class PrometheusTimeline:
+class PrometheusTimeline(Source):
     def __init__(
         self,
         url: str,
@@ -61,6 +61,12 @@ class PrometheusTimeline:
         self._http = httpx.Client(base_url=self.url, auth=auth, headers=headers, timeout=timeout)
         self._matchers = (match or "").strip().removeprefix("{").removesuffix("}").strip()
         self._step = step
+
+    def refresh(self) -> None:
+        """Nothing to do: every answer is a fresh query."""
+
+    def close(self) -> None:
+        self._http.close()
 
     # --- HTTP ----------------------------------------------------------------------
 

@@ -11,16 +11,14 @@ Every time parameter takes ISO 8601 (with an offset), unix seconds, or a time ag
 
 from __future__ import annotations
 
-import base64
-import hmac
 import html
 import json
-import re
-import time
-from collections.abc import Awaitable, Callable
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,59 +30,57 @@ from starlette.schemas import SchemaGenerator
 
 from jobcorr.analysis import Explanation, explain, survey
 from jobcorr.analysis.report import explanation_to_dict, survey_to_dict
-from jobcorr.contract import METRICS, Metric
-from jobcorr.names import NAME_RULE
+from jobcorr.contract import METRICS
 from jobcorr.sources import SourceError
+from jobcorr.store import StoreError
 from jobcorr.timeline import Timeline
-from jobcorr.times import TimeParseError, format_local, iso_local, parse_at, parse_duration
+from jobcorr.times import format_local, iso_local
+from jobcorr.web import params
+from jobcorr.web.auth import Credentials, RequireCredentials
 from jobcorr.web.figure import build_figure, downsample, view_step
+from jobcorr.web.params import BadRequest
 
 STATIC = Path(__file__).parent / "static"
-MAX_RANGE = 31 * 86400
 
 
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+class Sources:
+    """One source per worker thread, reused across requests (refreshed before each), all
+    closed by `close()`. A source whose read failed is closed and reopened next time."""
 
+    def __init__(self, factory: Callable[[], Timeline]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self._open: list[Timeline] = []
+        self._lock = threading.Lock()
 
-def _time(request: Request, name: str, default: str | None = None) -> float:
-    text = request.query_params.get(name, default)
-    if text is None:
-        raise BadRequest(f"missing parameter {name!r}")
-    if text == "now":
-        return time.time()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    try:
-        return parse_at(text, now=time.time())
-    except TimeParseError as error:
-        raise BadRequest(f"{name}: {error}; unix seconds and 'now' work too") from None
+    def get(self) -> Timeline:
+        source: Timeline | None = getattr(self._local, "source", None)
+        if source is None:
+            source = self._local.source = self._factory()
+            with self._lock:
+                self._open.append(source)
+        else:
+            source.refresh()
+        return source
 
+    def discard(self) -> None:
+        """Close this thread's source (after an error), so the next request opens a new one."""
+        source: Timeline | None = getattr(self._local, "source", None)
+        self._local.source = None
+        if source is not None:
+            with self._lock:
+                self._open.remove(source)
+            source.close()
 
-def _range(request: Request) -> tuple[float, float]:
-    end = _time(request, "to", "now")
-    start = _time(request, "from", str(end - 3600))
-    if start >= end:
-        raise BadRequest(f"'from' ({iso_local(start)}) must be before 'to' ({iso_local(end)})")
-    if end - start > MAX_RANGE:
-        raise BadRequest(f"the range is {(end - start) / 86400:.0f} days; at most 31 days")
-    return start, end
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)
 
-
-def _metric(request: Request) -> Metric:
-    metric = request.query_params.get("metric", "memory")
-    if metric not in METRICS:
-        raise BadRequest(f"metric {metric!r} is not one of {', '.join(METRICS)}")
-    return metric
-
-
-def _width(request: Request) -> int:
-    text = request.query_params.get("width", "1200")
-    if not text.isdigit() or not 100 <= int(text) <= 4000:
-        raise BadRequest("width must be a whole number of pixels from 100 to 4000")
-    return int(text)
+    def close(self) -> None:
+        with self._lock:
+            sources, self._open = self._open, []
+        for source in sources:
+            source.close()
 
 
 Handler = Callable[[Request, Timeline], Response]
@@ -93,21 +89,28 @@ Handler = Callable[[Request, Timeline], Response]
 def dashboard_app(
     timeline: Callable[[], Timeline],
     *,
-    username: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
+    credentials: Credentials | None = None,
     title: str = "jobcorr",
 ) -> Starlette:
-    """The page and API over `timeline()` (called per request: sources are per-thread)."""
+    """The page and API over `timeline()`, opened once per worker thread (`app.state.sources`
+    closes them; the app's lifespan does so at shutdown)."""
+    sources = Sources(timeline)
 
     def endpoint(handler: Handler) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
             try:
-                return handler(request, timeline())
+                return handler(request, sources.get())
             except BadRequest as error:
-                return JSONResponse({"error": str(error)}, status_code=error.status)
+                return JSONResponse(
+                    {"error": str(error), "parameter": error.parameter}, status_code=error.status
+                )
             except SourceError as error:
                 return JSONResponse({"error": str(error)}, status_code=503)
+            except (StoreError, sqlite3.Error) as error:
+                sources.discard()
+                return JSONResponse(
+                    {"error": f"the store cannot be read: {error}"}, status_code=503
+                )
 
         run.__doc__ = handler.__doc__
         return run
@@ -118,8 +121,8 @@ def dashboard_app(
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
         responses: {200: {description: "{series: [{metric, unit, points: [[unix ms, value]]}]}"}}
         """
-        start, end = _range(request)
-        width = _width(request)
+        start, end = params.time_range(request.query_params)
+        width = params.width_px(request.query_params)
         units = {"memory": "bytes", "cpu": "cores", "logs": "records/s", "gc": "collections/s"}
         out = []
         for metric in METRICS:
@@ -135,17 +138,16 @@ def dashboard_app(
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: job, in: query}]
         responses: {200: {description: "{runs: [...]}"}, 404: {description: unknown job}}
         """
-        start, end = _range(request)
+        start, end = params.time_range(request.query_params)
+        job = params.job(request.query_params)
         found = source.runs(start, end)
-        job = request.query_params.get("job")
         if job is not None:
-            if not re.fullmatch(NAME_RULE.strip("^$"), job):
-                raise BadRequest(f"job {job!r} is not a job name (they match {NAME_RULE})")
             known = sorted({run.job for run in found})
             found = [run for run in found if run.job == job]
             if not found:
                 raise BadRequest(
-                    f"no runs of job {job!r} between {iso_local(start)} and {iso_local(end)}; "
+                    "job",
+                    f"no runs of {job!r} between {iso_local(start)} and {iso_local(end)}; "
                     f"jobs with runs then: {', '.join(known) or 'none'}",
                     404,
                 )
@@ -162,10 +164,9 @@ def dashboard_app(
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: metric, in: query}]
         responses: {200: {description: "{spikes: [...]}"}}
         """
-        start, end = _range(request)
-        return JSONResponse(
-            {"spikes": survey_to_dict(survey(source, start, end, metric=_metric(request)))}
-        )
+        start, end = params.time_range(request.query_params)
+        metric = params.metric(request.query_params)
+        return JSONResponse({"spikes": survey_to_dict(survey(source, start, end, metric=metric))})
 
     def explain_at(request: Request, source: Timeline) -> Response:
         """
@@ -181,13 +182,14 @@ def dashboard_app(
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
         responses: {200: {description: "{data: [...], layout: {...}}"}}
         """
-        start, end = _range(request)
+        start, end = params.time_range(request.query_params)
+        width = params.width_px(request.query_params)
         found = [
             item
             for metric in ("memory", "cpu")
             for item in survey(source, start, end, metric=metric)
         ]
-        return JSONResponse(build_figure(source, start, end, width=_width(request), spikes=found))
+        return JSONResponse(build_figure(source, start, end, width=width, spikes=found))
 
     def report(request: Request, source: Timeline) -> Response:
         """The stacked panels around a moment with its explanation, as a page to screenshot."""
@@ -204,14 +206,9 @@ def dashboard_app(
         return HTMLResponse(page)
 
     def _explanation(request: Request, source: Timeline) -> Explanation:
-        at = _time(request, "at")
-        try:
-            window = parse_duration(request.query_params.get("window", "5m"))
-        except TimeParseError as error:
-            raise BadRequest(f"window: {error}") from None
-        if window > 86400:
-            raise BadRequest("window is at most 1d")
-        return explain(source, at, window=window, metric=_metric(request))
+        query = request.query_params
+        at, window, metric = params.moment(query, "at"), params.window(query), params.metric(query)
+        return explain(source, at, window=window, metric=metric)
 
     schemas = SchemaGenerator(
         {"openapi": "3.0.0", "info": {"title": "jobcorr dashboard API", "version": "1"}}
@@ -246,11 +243,18 @@ def dashboard_app(
         Route("/report", endpoint(report), include_in_schema=False),
     ]
     middleware = [Middleware(ReadOnly)]
-    if token or username:
-        middleware.append(
-            Middleware(RequireCredentials, username=username, password=password, token=token)
-        )
-    app = Starlette(routes=routes, middleware=middleware)
+    if credentials is not None and credentials.required:
+        middleware.append(Middleware(RequireCredentials, credentials=credentials))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            sources.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.sources = sources
     return app
 
 
@@ -263,30 +267,3 @@ class ReadOnly(BaseHTTPMiddleware):
         if request.method not in ("GET", "HEAD"):
             return JSONResponse({"error": "the dashboard is read-only: use GET"}, status_code=405)
         return await call_next(request)
-
-
-class RequireCredentials(BaseHTTPMiddleware):
-    """HTTP basic auth or a bearer token, compared in constant time."""
-
-    def __init__(
-        self, app: Any, *, username: str | None, password: str | None, token: str | None
-    ) -> None:
-        super().__init__(app)
-        self._basic = (
-            "Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-            if username
-            else None
-        )
-        self._bearer = f"Bearer {token}" if token else None
-
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get("authorization", "")
-        if any(
-            expected and hmac.compare_digest(given, expected)
-            for expected in (self._basic, self._bearer)
-        ):
-            return await call_next(request)
-        headers = {"WWW-Authenticate": 'Basic realm="jobcorr"'} if self._basic else {}
-        return JSONResponse({"error": "credentials required"}, status_code=401, headers=headers)

@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 
+from jobcorr.errors import JobcorrError
 from jobcorr.web.server import BackgroundServer
 
 
-class RenderError(Exception):
+class RenderError(JobcorrError):
     """The PNG could not be made; the message says why and what to install."""
 
 

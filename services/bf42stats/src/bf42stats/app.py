@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 import jobcorr
 from bf42stats.clickhouse import open_clickhouse
@@ -35,9 +36,11 @@ from bf42stats.jobs.gamification import award_achievements
 from bf42stats.jobs.ranking_calc import calculate_rankings
 from bf42stats.jobs.stats_collection import collect_stats
 from bf42stats.metrics import service_metrics
+from jobcorr.errors import InvalidSetting
 from jobcorr.integrations.apscheduler import instrument
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.web.app import dashboard_app
+from jobcorr.web.auth import Credentials, RequireCredentials
 
 _log = logging.getLogger(__name__)
 FIRST_RUN_STAGGER_SECONDS = 0.5
@@ -157,7 +160,8 @@ def _utc(timestamp: float) -> datetime:
 def create_app(service: Service) -> Starlette:
     """/metrics (the registry, both exposition formats), /healthz and the dashboard at /,
     with the jobs' lifespan. The dashboard asks for credentials when JOBCORR_DASHBOARD_TOKEN
-    or JOBCORR_DASHBOARD_USER (with JOBCORR_DASHBOARD_PASSWORD) is set."""
+    or JOBCORR_DASHBOARD_USER (with JOBCORR_DASHBOARD_PASSWORD) is set; /metrics too with
+    `protect_metrics`. /healthz stays open for probes. Raises InvalidSetting."""
 
     async def healthz(request: Request) -> JSONResponse:
         if not service.healthy():
@@ -168,6 +172,25 @@ def create_app(service: Service) -> Starlette:
             return JSONResponse({"status": "degraded", "reason": reason})
         return JSONResponse({"status": "ok"})
 
+    credentials = Credentials.from_env(os.environ)
+    if service.settings.host not in LOOPBACK and not credentials.required:
+        _log.warning(
+            "the dashboard on %s has no credentials: set JOBCORR_DASHBOARD_TOKEN, or "
+            "JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD",
+            service.settings.host,
+        )
+    metrics: ASGIApp = jobcorr.metrics_app(service.registry)
+    if service.settings.protect_metrics:
+        if not credentials.required:
+            raise InvalidSetting(
+                "BF42_PROTECT_METRICS needs credentials to ask for: set JOBCORR_DASHBOARD_TOKEN, "
+                "or JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD"
+            )
+        metrics = RequireCredentials(metrics, credentials)
+    dashboard = dashboard_app(
+        lambda: EmbeddedTimeline(service.store_path), title="bf42-stats", credentials=credentials
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.start()
@@ -175,27 +198,12 @@ def create_app(service: Service) -> Starlette:
             yield
         finally:
             service.stop()
+            dashboard.state.sources.close()
 
-    credentials = {
-        "username": os.environ.get("JOBCORR_DASHBOARD_USER"),
-        "password": os.environ.get("JOBCORR_DASHBOARD_PASSWORD"),
-        "token": os.environ.get("JOBCORR_DASHBOARD_TOKEN"),
-    }
-    if service.settings.host not in LOOPBACK and not (
-        credentials["username"] or credentials["token"]
-    ):
-        _log.warning(
-            "the dashboard on %s has no credentials: set JOBCORR_DASHBOARD_TOKEN, or "
-            "JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD",
-            service.settings.host,
-        )
-    dashboard = dashboard_app(
-        lambda: EmbeddedTimeline(service.store_path), title="bf42-stats", **credentials
-    )
     return Starlette(
         routes=[
             Route("/healthz", healthz),
-            Route("/metrics", jobcorr.metrics_app(service.registry)),
+            Route("/metrics", metrics),
             Mount("/", dashboard),
         ],
         lifespan=lifespan,

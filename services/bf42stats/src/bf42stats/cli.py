@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _serve(args) if args.command == "serve" else _simulate(args)
-    except ConfigError as error:
+    except (ConfigError, jobcorr.JobcorrError) as error:
         print(f"bf42-stats: {error}", file=sys.stderr)
         return 2
 

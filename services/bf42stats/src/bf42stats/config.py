@@ -101,6 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
             _boolean, "true", "record metrics and runs for `jobcorr explain` (data dir)"),
     Setting("shutdown_timeout", "BF42_SHUTDOWN_TIMEOUT_SECONDS", "--shutdown-timeout",
             _positive_float, "30", "seconds in-flight runs get to finish on SIGTERM"),
+    Setting("protect_metrics", "BF42_PROTECT_METRICS", "--protect-metrics",
+            _boolean, "false", "ask for the dashboard's credentials on /metrics too"),
 )  # fmt: skip
 
 
@@ -121,6 +123,7 @@ class Settings:
     speed: float
     record: bool
     shutdown_timeout: float
+    protect_metrics: bool
 
     def interval(self, job: str) -> float:
         """The effective interval of a job in seconds, `--speed` applied."""
