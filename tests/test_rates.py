@@ -72,9 +72,7 @@ def test_an_explicit_interval_sets_the_shortest_span(series: Series, interval: f
 
 
 @given(counters(), st.integers(1, 59))
-def test_rates_add_up_to_the_increase_a_reset_counted_from_zero(
-    series: Series, reset: int
-) -> None:
+def test_rates_add_up_to_the_increase_a_reset_counted_from_zero(series: Series, reset: int) -> None:
     values = series.values.copy()
     increase = values[-1] - values[0]
     if reset < len(values):  # the process restarted just after sample `reset - 1`
