@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import jobcorr
+from support import RedisServer
 
 
 @pytest.fixture
@@ -34,6 +35,24 @@ def _restore_logging_and_gc_hooks() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     gc.callbacks[:] = callbacks
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session's runner tests (Celery, RQ)."""
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")

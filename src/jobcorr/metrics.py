@@ -97,11 +97,17 @@ class _JobState:
 
 
 class ActiveRun(Protocol):
-    """What JobMetrics needs of a run (`jobcorr.tracking.Run` is one)."""
+    """What JobMetrics needs of a run (`jobcorr.tracking.Run` is one, and so is the
+    `RunStart` a pool's child reports)."""
 
-    job: str
-    run_id: str
-    started_at: float
+    @property
+    def job(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def started_at(self) -> float: ...
 
     def cpu_so_far(self) -> float:
         """CPU seconds the run has used since it started (0 when it cannot be read)."""

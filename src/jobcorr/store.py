@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
     peak_rss_bytes INTEGER,
     rss_at_start INTEGER,
     rss_at_end INTEGER,
-    volumes TEXT NOT NULL DEFAULT '{}'
+    volumes TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, started_at);
@@ -92,11 +93,19 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         db.execute("SELECT COUNT(*) FROM series").fetchone()
     except sqlite3.Error as error:
         db.close()
         raise StoreError(f"{path} is not a readable jobcorr store: {error}") from error
     return db
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Stores written before runs carried their pid gain the column (NULL for old runs)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "pid" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class StoredRun:
     rss_at_start: int | None
     rss_at_end: int | None
     volumes: dict[str, float]
+    pid: int | None = None
 
 
 class StoreError(JobcorrError):
@@ -193,16 +203,16 @@ class Store:
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)", samples)
             db.executemany(
-                "INSERT OR IGNORE INTO runs (run_id, job, started_at, status) "
-                "VALUES (?, ?, ?, 'running')",
-                starts,
+                "INSERT OR IGNORE INTO runs (run_id, job, started_at, pid, status) "
+                "VALUES (?, ?, ?, ?, 'running')",
+                [(s.run_id, s.job, s.started_at, s.pid or None) for s in starts],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (r.run_id, r.job, r.started_at, r.ended_at, r.status, r.error_type,
                      r.error_message, r.cpu_seconds, r.peak_rss_bytes, r.rss_at_start,
-                     r.rss_at_end, json.dumps(r.volumes))
+                     r.rss_at_end, json.dumps(r.volumes), r.pid or None)
                     for r in records
                 ],
             )  # fmt: skip
@@ -299,7 +309,7 @@ class Store:
         """Runs that overlap [start, end] (open ones included), by start time."""
         query = (
             "SELECT run_id, job, started_at, ended_at, status, error_type, cpu_seconds, "
-            "peak_rss_bytes, rss_at_start, rss_at_end, volumes FROM runs "
+            "peak_rss_bytes, rss_at_start, rss_at_end, volumes, pid FROM runs "
             "WHERE started_at <= ? AND COALESCE(ended_at, ?) >= ?"
         )
         args: list[object] = [end, end, start]
@@ -309,6 +319,6 @@ class Store:
         rows = self._db.execute(query + " ORDER BY started_at", args).fetchall()
         return [
             StoredRun(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                      row[9], json.loads(row[10]))
+                      row[9], json.loads(row[10]), row[11])
             for row in rows
         ]  # fmt: skip

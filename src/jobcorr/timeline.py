@@ -113,6 +113,8 @@ class RunSpan:
     memory_at_start: float | None = None
     """Resident memory at the run's start and its peak during the run (run records only)."""
     exact: bool = True
+    pid: int | None = None
+    """The process that ran it (run records only): a pool's child owns its whole memory."""
 
     def overlap(self, start: float, end: float, now: float) -> float:
         """Seconds of [start, end] during which this run was going."""

@@ -55,7 +55,10 @@ def _new_prefix() -> str:
 
 
 class _RunIds:
-    """Short, process-unique run ids (`<random prefix>-<counter>`); cheaper than uuid4."""
+    """Short, process-unique run ids (`<random prefix>-<counter>`); cheaper than uuid4.
+
+    Also keeps this process's pid (runs record it), renewed in a forked child like the ids.
+    """
 
     def __init__(self) -> None:
         self._reset()
@@ -65,6 +68,7 @@ class _RunIds:
     def _reset(self) -> None:
         self._prefix = _new_prefix() + "-"
         self._counter = itertools.count(1)
+        self.pid = os.getpid()
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):x}"
@@ -79,10 +83,12 @@ class RunStart(NamedTuple):
     run_id: str
     job: str
     started_at: float
+    pid: int = 0
 
 
 class RunRecord(NamedTuple):
-    """What one finished run did. Times are unix seconds; memory is in bytes."""
+    """What one finished run did. Times are unix seconds; memory is in bytes; `pid` is the
+    process that ran it (a pool's child, for runs its parent reports)."""
 
     run_id: str
     job: str
@@ -96,6 +102,7 @@ class RunRecord(NamedTuple):
     rss_at_start: int
     rss_at_end: int
     volumes: dict[str, float]
+    pid: int = 0
 
     @property
     def duration(self) -> float:
@@ -159,7 +166,9 @@ class Run(Watch):
         _sampler.begin(self)
         self._token: Token[Run | None] = _current.set(self)
         if _start_listeners:
-            _notify(_start_listeners, RunStart(self.run_id, self.job, self.started_at))
+            _notify(
+                _start_listeners, RunStart(self.run_id, self.job, self.started_at, _run_ids.pid)
+            )
         return self
 
     def cpu_so_far(self) -> float:
@@ -205,6 +214,7 @@ class Run(Watch):
                     rss_start,
                     rss_end,
                     self.volumes,
+                    _run_ids.pid,
                 ),
             )
 
@@ -284,6 +294,13 @@ def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> No
     """Count a scheduler tick skipped because the previous run of `job` was still going."""
     metrics = job_metrics(registry)
     metrics.run_skipped(metrics.admit(check_name("job", job)))
+
+
+def announce(event: RunStart | RunRecord) -> None:
+    """Hand a run that another process tracked (a pool's child) to this process's listeners."""
+    listeners = _start_listeners if isinstance(event, RunStart) else _listeners
+    if listeners:
+        _notify(listeners, event)
 
 
 def add_run_listener(listener: Callable[[RunRecord], None]) -> Callable[[], None]:

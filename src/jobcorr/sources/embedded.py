@@ -175,6 +175,7 @@ class EmbeddedTimeline(Source):
                 run.volumes,
                 None if run.peak_rss_bytes is None else float(run.peak_rss_bytes),
                 None if run.rss_at_start is None else float(run.rss_at_start),
+                pid=run.pid,
             )
             for run in self._store.runs(start, end)
         ]
