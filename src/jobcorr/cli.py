@@ -23,6 +23,8 @@ from jobcorr.times import AT_FORMS, TimeParseError, format_local, parse_at, pars
 if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
     from rich.console import Console
 
+    from jobcorr.analysis import Candidate
+    from jobcorr.contract import Metric
     from jobcorr.timeline import Timeline
 
 EXIT_OK, EXIT_WRONG, EXIT_UNREADABLE = 0, 1, 2
@@ -164,28 +166,38 @@ def _explain(args: argparse.Namespace) -> int:
         )
     if explanation.candidates:
         table = Table(title="evidence")
-        for column in ("job", "confidence", "climb covered", "lift (share)", "a run adds",
-                       "volume fit", "runs in the spike", "processed"):  # fmt: skip
+        for column in ("job", "confidence", "climb covered", "onset", "history", "owned",
+                       "a run adds", "volume fit", "runs in the spike", "processed"):  # fmt: skip
             table.add_column(column)
         for candidate in explanation.candidates:
-            fit = candidate.fit
-            table.add_row(
-                candidate.job,
-                f"{candidate.confidence:.2f}",
-                f"{candidate.coverage:.0%}",
-                "-" if candidate.lift is None else f"{candidate.lift:.0%}",
-                "-"
-                if candidate.typical_rise is None
-                else narrative.quantity(explanation.metric, candidate.typical_rise),
-                "-"
-                if fit is None
-                else f"{narrative.quantity(explanation.metric, fit.per_unit)}/{fit.volume}, "
-                f"R² {fit.r2:.2f} over {candidate.past_runs} runs",
-                ", ".join(r.run_id for r in candidate.runs),
-                narrative.volumes_text(candidate.volumes) or "-",
-            )
+            table.add_row(*_evidence_row(candidate, explanation.metric))
         console.print(table)
     return EXIT_OK
+
+
+def _evidence_row(candidate: Candidate, metric: Metric) -> list[str]:
+    from jobcorr.analysis import narrative
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    fit = candidate.fit
+    history = candidate.agreement if candidate.agreement is not None else candidate.lift
+    return [
+        candidate.job,
+        f"{candidate.confidence:.2f}",
+        f"{candidate.coverage:.0%}",
+        share(candidate.onset),
+        share(history),
+        share(candidate.owned),
+        "-" if candidate.typical_rise is None
+        else narrative.quantity(metric, candidate.typical_rise),
+        "-" if fit is None
+        else f"{narrative.quantity(metric, fit.per_unit)}/{fit.volume}, "
+        f"R² {fit.r2:.2f} over {candidate.past_runs} runs",
+        ", ".join(r.run_id for r in candidate.runs),
+        narrative.volumes_text(candidate.volumes) or "-",
+    ]  # fmt: skip
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -240,7 +252,7 @@ def _spikes(args: argparse.Namespace) -> int:
             narrative.quantity(spike.metric, spike.peak),
             narrative.quantity(spike.metric, spike.baseline),
             spike.reason,
-            item.top.job if item.top else "no job running",
+            item.top.job if item.top else narrative.VERDICT_WORDS[item.verdict],
             f"{item.top.confidence:.2f}" if item.top else "-",
         )
     console.print(table)

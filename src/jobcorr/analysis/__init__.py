@@ -10,11 +10,11 @@ from jobcorr.extras import require
 require("explain", "numpy")
 
 
+from jobcorr.analysis.evidence import VolumeFit
 from jobcorr.analysis.explain import (
     Candidate,
     Explanation,
     SurveyedSpike,
-    VolumeFit,
     explain,
     survey,
 )

@@ -1,70 +1,64 @@
-"""Attribution: which job was running when a metric spiked, and what it was doing.
+"""Attribution: which job caused a spike, how sure that is, or that no job did.
 
-For the spike nearest the asked moment, every job with a run during the climb (from the
-last sample near the baseline to the peak) is a candidate. Three pieces of evidence rank
-them, each from 0 to 1:
+For the spike (or the step of a stacked climb) nearest the asked moment, every job with
+a run during the climb (from the last sample near the baseline to the top) was running.
 
-- coverage: how much of the climb the job's runs covered (0: not running; not blamed).
-  For memory, runs that carry their own readings (run records) must also have seen
-  memory rise while they ran: a run whose peak stayed within a tenth of the spike's
-  height of its starting memory did not cause the climb, whatever the sampling suggests;
-- lift: across the history, the metric's excess over its trailing baseline is regressed
-  on which jobs were running (least squares, one indicator per job). A job's coefficient
-  is what its runs typically add; its share among the candidates' positive coefficients
-  is its lift. Overlapping innocent jobs get little: the excess follows the guilty job's
-  runs, not theirs. This is "memory while a job runs against memory while it does not",
-  with the other jobs held apart;
-- volume fit: R² of per-run rise against what each run processed (bytes per record),
-  where runs carry volumes.
+Own before you infer. CPU and log volume are owned per job by the source
+(`Timeline.owned`): a job's share of the spike's excess is measured, not guessed, and
+when most of the excess is owned by no job the answer is that no background job caused
+it. Memory cannot be owned inside one process, so it is inferred (`evidence.py`):
 
-The confidence is their weighted mean (coverage 0.3, lift 0.5, fit 0.2). Where no
-candidate's runs carry volumes the fit is left out; where some do, a candidate without
-one scores 0 on it. When no job was running during the climb, the answer says so.
+    P(job caused it) = prior x likelihood(job) / (sum over jobs + "outside every job")
+
+with the likelihood the product of what each piece of evidence says (onset alignment,
+the job's history), and runs that recorded their own memory excluded when it did not
+rise while they ran. The confidence is that probability: a lone candidate with weak
+evidence gets a low number. Below `BLAME_THRESHOLD` the answer abstains and names who
+was running; two jobs that together are likely but apart are not are named together.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
-from jobcorr.analysis import narrative
-from jobcorr.analysis.spikes import (
-    Spike,
-    SpikeSettings,
-    baselines,
-    default_settings,
-    find_spikes,
-)
+from jobcorr.analysis import evidence, narrative
+from jobcorr.analysis.evidence import VolumeFit
+from jobcorr.analysis.spikes import Spike, SpikeSettings, default_settings, find_spikes
 from jobcorr.contract import Metric
-from jobcorr.timeline import RunSpan, Series, Timeline, VolumeSeries
+from jobcorr.timeline import Ownership, RunSpan, Series, Timeline, VolumeSeries
 from jobcorr.times import format_local
 
 HISTORY_SECONDS = 24 * 3600
-WEIGHTS = {"coverage": 0.3, "lift": 0.5, "fit": 0.2}
-SURE = 0.5
-MIN_COVERAGE = 0.25
-MIN_OWN_RISE = 0.1
-"""Share of the spike's height a run must have seen memory rise by, where runs record it."""
-"""A job is blamed only if its runs covered at least this much of the climb."""
+"""How much past the evidence (lift, volume fit) learns from by default."""
+BLAME_THRESHOLD = 0.6
+"""A job is named only at this confidence or more; calibrated on the ground-truth suite
+(tests/scenarios), where answers at or above it were right (benchmarks/RESULTS.md)."""
+PRIOR_OUTSIDE = 0.5
+"""Before any evidence, a spike is as likely to come from outside every job (a request,
+the main thread, a library's cache) as from one of the jobs running then."""
+OWNED_BY_JOBS = 0.5
+"""When the running jobs owned less than this share of the excess, no job caused it."""
+MIN_OWNED_SHARE = 0.1
+"""A job that owned less than this share of the excess is never the answer."""
+INSEPARABLE_SECOND = 0.5
+"""Two jobs are inseparable when neither is likely alone, both together are, and the
+second is at least this fraction as likely as the first."""
+
+Verdict = Literal["blamed", "inseparable", "abstained", "not_a_job", "no_job_running", "calm"]
 
 
 @dataclass(frozen=True)
-class VolumeFit:
-    volume: str
-    per_unit: float
-    """Metric rise per unit of volume (bytes per record for memory)."""
-    r2: float
-    runs: int
-
-
-@dataclass
 class Candidate:
     job: str
     confidence: float
+    """Probability that this job caused the spike (0..1)."""
     coverage: float
     lift: float | None
+    """History: what the job's earlier runs added, against this spike's height (0..1)."""
     typical_rise: float | None
     """What one run of the job adds to the metric, from the history regression."""
     fit: VolumeFit | None
@@ -75,7 +69,14 @@ class Candidate:
     """Median of the metric while the job ran, over the history."""
     metric_outside_runs: float | None = None
     past_runs: int = 0
-    """Finished runs of the job before the climb: what the volume fit learned from."""
+    """Finished runs of the job before the climb: what the history learned from."""
+    onset: float | None = None
+    """How far into the run the climb began (0: as it began, 1: at its end; None: the
+    climb began before every run of the job)."""
+    agreement: float | None = None
+    """How well the volume fit predicts this spike's height from what the run processed."""
+    owned: float | None = None
+    """The job's measured share of the spike's excess (CPU and logs)."""
 
 
 @dataclass
@@ -91,17 +92,44 @@ class Explanation:
     gauges: dict[str, float] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     """Increase of each volume counter during the climb and peak."""
+    verdict: Verdict = "calm"
+    owned_by_jobs: float | None = None
+    """The share of the excess the running jobs owned, where the source measures it."""
 
     @property
     def blamed(self) -> Candidate | None:
-        """The job the conclusion names, or None when no job was running during the climb."""
+        """The job the conclusion names alone, or None."""
         return _blame(self.candidates)
 
 
+@dataclass(frozen=True)
+class SurveyedSpike:
+    spike: Spike
+    top: Candidate | None
+    """The job blamed for it, or None."""
+    verdict: Verdict = "calm"
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every piece of evidence about one spike reads."""
+
+    metric: Metric
+    spike: Spike
+    series: Series
+    runs: dict[str, list[RunSpan]]
+    tolerance: float
+    now: float
+    baseline_window: float
+
+    @property
+    def climb(self) -> tuple[float, float]:
+        return self.spike.rise_start, self.spike.peak_at
+
+
 def _blame(candidates: list[Candidate]) -> Candidate | None:
-    """The best candidate, if its runs covered enough of the climb to be named."""
     top = candidates[0] if candidates else None
-    return top if top is not None and top.coverage >= MIN_COVERAGE and top.confidence > 0 else None
+    return top if top is not None and top.confidence >= BLAME_THRESHOLD else None
 
 
 def explain(
@@ -114,58 +142,209 @@ def explain(
     history: float = HISTORY_SECONDS,
 ) -> Explanation:
     """Explain `metric` around `at` (within ± `window`), with `history` seconds of context."""
-    baseline_window = 6 * window
-    lookback = max(history, baseline_window + window)
-    series = timeline.metric(metric, at - lookback, at + window)
     chosen = settings or default_settings(metric, timeline.resolution)
-    chosen = SpikeSettings(**{**chosen.__dict__, "baseline_window": baseline_window})
-    recent = series.between(at - window - baseline_window, at + window)
+    lookback = max(history, chosen.baseline_window + window)
+    # A climb asked about is read past the window, to its real peak and end.
+    series = timeline.metric(metric, at - lookback, at + window + chosen.baseline_window)
+    recent = series.between(at - window - chosen.baseline_window, np.inf)
     spike = _nearest(find_spikes(recent, metric, chosen), at, window)
-    if spike is not None:
-        climb = (spike.rise_start, spike.peak_at)
-        value, moment = spike.peak, spike.peak_at
-    else:
-        local = series.between(at - window, at + window)
-        if len(local) == 0:
-            return _empty(metric, at, window)
-        index = int(np.argmax(local.values))
-        value, moment = float(local.values[index]), float(local.times[index])
-        climb = (moment - timeline.resolution, moment)
-
     runs = _by_job(timeline.runs(at - lookback, at + window))
-    height = value - (spike.baseline if spike else float(np.median(recent.values)))
-    own_rise = height if metric == "memory" else None
-    candidates = _candidates(
-        runs, climb, series, baseline_window, timeline.resolution, at + window, own_rise
-    )
+    if spike is None:
+        return _calm(timeline, series, runs, metric, at, window)
+    context = _Context(metric, spike, series, runs, timeline.resolution, at + window,
+                       chosen.baseline_window)  # fmt: skip
+    candidates, verdict, owned = _answer(timeline, context)
+    return _explanation(timeline, context, at, window, candidates, verdict, owned)
 
+
+def survey(
+    timeline: Timeline, start: float, end: float, *, metric: Metric = "memory"
+) -> list[SurveyedSpike]:
+    """Every spike of `metric` in [start, end], each with its answer: the same detection
+    and the same answer as `explain` at the spike's peak."""
+    settings = default_settings(metric, timeline.resolution)
+    step = 60.0 if end - start > 6 * 3600 else None
+    if step is not None:  # one minute's maximum is already an aggregate: one point is enough
+        settings = replace(settings, min_duration=0.0, baseline_window=max(
+            settings.baseline_window, 20 * step))  # fmt: skip
+    reach = settings.baseline_window
+    series = timeline.metric(metric, start - reach, end, step)
+    spikes = [s for s in find_spikes(series, metric, settings) if s.end >= start]
+    if not spikes:
+        return []
+    runs = _by_job(timeline.runs(start - reach, end))
+    tolerance = float(np.median(np.diff(series.times))) if step else timeline.resolution
+    surveyed = []
+    for spike in spikes:
+        context = _Context(metric, spike, series, runs, tolerance, end, settings.baseline_window)
+        candidates, verdict, _ = _answer(timeline, context)
+        surveyed.append(SurveyedSpike(spike, _blame(candidates), verdict))
+    return surveyed
+
+
+def _answer(timeline: Timeline, context: _Context) -> tuple[list[Candidate], Verdict, float | None]:
+    """Candidates best first, the verdict, and the share the running jobs owned."""
+    running = evidence.running(context.runs, context.climb, context.tolerance, context.now)
+    if not running:
+        return [], "no_job_running", None
+    ownership = _ownership(timeline, context)
+    if ownership is not None:
+        shares = evidence.owned_shares(ownership, context.spike, context.baseline_window)
+        candidates = _owned_candidates(context, running, shares)
+        jobs_share = sum(shares.get(job, 0.0) for job in running)
+        if jobs_share < OWNED_BY_JOBS:
+            return candidates, "not_a_job", jobs_share
+        return candidates, _verdict(candidates), jobs_share
+    candidates = _inferred_candidates(context, running)
+    if not candidates:
+        return [], "not_a_job", None
+    return candidates, _verdict(candidates), None
+
+
+def _ownership(timeline: Timeline, context: _Context) -> Ownership | None:
+    if context.metric not in ("cpu", "logs"):
+        return None
+    start = context.spike.rise_start - context.baseline_window
+    return timeline.owned(context.metric, start, context.spike.end + context.tolerance)
+
+
+def _verdict(candidates: list[Candidate]) -> Verdict:
+    if _blame(candidates) is not None:
+        return "blamed"
+    if _inseparable(candidates):
+        return "inseparable"
+    return "abstained"
+
+
+def _inseparable(candidates: list[Candidate]) -> bool:
+    if len(candidates) < 2:
+        return False
+    first, second = candidates[0].confidence, candidates[1].confidence
+    return first + second >= BLAME_THRESHOLD and second >= INSEPARABLE_SECOND * first
+
+
+def _owned_candidates(
+    context: _Context, running: dict[str, list[RunSpan]], shares: dict[str, float]
+) -> list[Candidate]:
+    """Measured: a job's confidence is its share of the excess (nothing if negligible)."""
+    candidates = []
+    for job, job_runs in running.items():
+        share = shares.get(job, 0.0)
+        confidence = share if share >= MIN_OWNED_SHARE else 0.0
+        candidates.append(_candidate(context, job, job_runs, round(confidence, 3), owned=share))
+    return sorted(candidates, key=lambda c: -c.confidence)
+
+
+def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -> list[Candidate]:
+    """Inferred: the probability of each job against "outside every job"."""
+    height = context.spike.height
+    suspects = {
+        job: kept
+        for job, job_runs in running.items()
+        if (kept := [r for r in job_runs if context.metric != "memory"
+                     or evidence.saw_the_rise(r, height)])
+        and evidence.coverage(kept, context.climb, context.tolerance, context.now)
+        >= evidence.MIN_COVERAGE
+    }  # fmt: skip
+    if not suspects:
+        return []
+    past = context.series.between(-np.inf, context.spike.rise_start - context.tolerance)
+    effects = evidence.job_effects(past, context.runs, context.baseline_window, context.now)
+    drafts = []
+    for job, job_runs in suspects.items():
+        earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
+        fit = evidence.volume_fit(earlier, context.series)
+        draft = _candidate(
+            context, job, job_runs, 0.0,
+            onset=evidence.onset(job_runs, context.spike, context.series, context.tolerance,
+                                 context.now),
+            lift=evidence.lift(effects.get(job), height)
+            if len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
+            typical_rise=effects.get(job), fit=fit,
+            agreement=evidence.agreement(fit, job_runs, height)
+            if context.metric == "memory" else None,
+        )  # fmt: skip
+        drafts.append(draft)
+    outside = evidence.outside_likelihood(past, context.runs, context.baseline_window, height,
+                                          context.now)  # fmt: skip
+    weights = {c.job: evidence.likelihood(c.onset, c.fit, c.agreement, c.lift) for c in drafts}
+    prior = (1 - PRIOR_OUTSIDE) / len(drafts)
+    total = PRIOR_OUTSIDE * outside + sum(prior * w for w in weights.values())
+    candidates = [replace(c, confidence=round(prior * weights[c.job] / total, 3)) for c in drafts]
+    return sorted(candidates, key=lambda c: -c.confidence)
+
+
+def _candidate(
+    context: _Context, job: str, job_runs: list[RunSpan], confidence: float, **found: object
+) -> Candidate:
+    earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
+    inside, outside = evidence.inside_outside(context.series, earlier)
+    volumes: dict[str, float] = defaultdict(float)
+    for run in job_runs:
+        for name, amount in run.volumes.items():
+            volumes[name] += amount
+    base = Candidate(
+        job, confidence,
+        evidence.coverage(job_runs, context.climb, context.tolerance, context.now),
+        None, None, None, job_runs, dict(volumes), inside, outside, len(earlier),
+    )  # fmt: skip
+    return replace(base, **found)  # type: ignore[arg-type]
+
+
+def _explanation(
+    timeline: Timeline,
+    context: _Context,
+    at: float,
+    window: float,
+    candidates: list[Candidate],
+    verdict: Verdict,
+    owned: float | None,
+) -> Explanation:
+    spike = context.spike
     tolerance = timeline.resolution
-    volumes = timeline.volumes(climb[0] - tolerance, max(climb[1], moment) + tolerance)
-    gauges = {
-        v.title: g for v in volumes if v.kind == "gauge" and (g := v.series.at(moment)) is not None
-    }
-    counters = _increases(volumes, climb[0] - tolerance, moment)
-    top = _blame(candidates)
-    shown = top.volumes if top and top.volumes else (counters if top else {})
+    volumes = timeline.volumes(spike.rise_start - tolerance, spike.climb_peak_at + tolerance)
+    gauges = _gauges(volumes, spike.peak_at)
+    counters = _increases(volumes, spike.rise_start - tolerance, spike.peak_at)
+    top = candidates[0] if candidates else None
     text = narrative.conclusion(
-        top.job if top else None,
-        shown,
-        metric,
-        value,
-        format_local(moment),
+        narrative.Moment(context.metric, spike.climb_peak, format_local(spike.climb_peak_at),
+                         spiked=True),
+        verdict,
+        [c.job for c in candidates[:2]] if verdict in ("blamed", "inseparable") else
+        evidence.running_jobs(context.runs, context.climb, context.tolerance, context.now),
+        (top.volumes or counters) if top is not None and verdict == "blamed" else {},
         gauges,
-        spiked=spike is not None,
-        sure=top is None or top.confidence >= SURE,
-    )
-    return Explanation(metric, at, window, value, moment, spike, candidates, text, gauges, counters)
+        owned,
+    )  # fmt: skip
+    return Explanation(context.metric, at, window, spike.climb_peak, spike.climb_peak_at, spike,
+                       candidates, text, gauges, counters, verdict, owned)  # fmt: skip
 
 
-def _empty(metric: Metric, at: float, window: float) -> Explanation:
-    text = (
-        f"No {narrative.METRIC_WORDS[metric]} data between {format_local(at - window)} and "
-        f"{format_local(at + window)}: is the recorder running, or is the source the right one?"
-    )
-    return Explanation(metric, at, window, float("nan"), at, None, [], text)
+def _calm(
+    timeline: Timeline,
+    series: Series,
+    runs: dict[str, list[RunSpan]],
+    metric: Metric,
+    at: float,
+    window: float,
+) -> Explanation:
+    """No spike near `at`: the highest value in the window, and who was running."""
+    local = series.between(at - window, at + window)
+    if len(local) == 0:
+        text = (
+            f"No {narrative.METRIC_WORDS[metric]} data between {format_local(at - window)} and "
+            f"{format_local(at + window)}: is the recorder running, or is the source the right one?"
+        )
+        return Explanation(metric, at, window, float("nan"), at, None, [], text)
+    index = int(np.argmax(local.values))
+    value, moment = float(local.values[index]), float(local.times[index])
+    running = evidence.running_jobs(runs, (at - window, at + window), timeline.resolution, at)
+    gauges = _gauges(timeline.volumes(moment - timeline.resolution, moment), moment)
+    text = narrative.conclusion(
+        narrative.Moment(metric, value, format_local(moment), spiked=False),
+        "calm", running, {}, gauges, None,
+    )  # fmt: skip
+    return Explanation(metric, at, window, value, moment, None, [], text, gauges)
 
 
 def _nearest(spikes: list[Spike], at: float, window: float) -> Spike | None:
@@ -184,147 +363,10 @@ def _by_job(runs: list[RunSpan]) -> dict[str, list[RunSpan]]:
     return grouped
 
 
-def _candidates(
-    runs: dict[str, list[RunSpan]],
-    climb: tuple[float, float],
-    series: Series,
-    baseline_window: float,
-    tolerance: float,
-    now: float,
-    memory_height: float | None = None,
-) -> list[Candidate]:
-    """Jobs with a run during the climb, best first. With `memory_height`, runs that
-    recorded their own memory must have seen it rise (see the module docstring)."""
-    during = {
-        job: [
-            r
-            for r in job_runs
-            if r.overlap(climb[0] - tolerance, climb[1] + tolerance, now) > 0
-            and _saw_the_rise(r, memory_height)
-        ]
-        for job, job_runs in runs.items()
+def _gauges(volumes: list[VolumeSeries], moment: float) -> dict[str, float]:
+    return {
+        v.title: g for v in volumes if v.kind == "gauge" and (g := v.series.at(moment)) is not None
     }
-    during = {job: job_runs for job, job_runs in during.items() if job_runs}
-    effects = job_effects(series, runs, baseline_window, now)
-    positive = {job: max(0.0, effects.get(job, 0.0)) for job in during}
-    total = sum(positive.values())
-    fits = {}
-    for job in during:
-        past = [r for r in runs[job] if r.end is not None and r.end < climb[0]]
-        rises = [(rise, run) for run in past if (rise := _rise_during(run, series)) is not None]
-        fits[job] = (_volume_fit(rises), past)
-    any_fit = any(fit is not None for fit, _ in fits.values())
-    candidates = []
-    for job, job_runs in during.items():
-        span = climb[1] - climb[0]
-        # A run that began within one sample of the climb's start is taken to cover it.
-        covered = sum(
-            max(0.0, min(climb[1], r.end if r.end is not None else now)
-                - max(climb[0], r.start - tolerance))
-            for r in job_runs
-        )  # fmt: skip
-        coverage = min(1.0, covered / span) if span > 0 else 1.0
-        lift = positive[job] / total if total > 0 else (0.0 if effects else None)
-        fit, past = fits[job]
-        evidence = {
-            "coverage": coverage,
-            "lift": lift,
-            "fit": (fit.r2 if fit else 0.0) if any_fit else None,
-        }
-        available = {name: value for name, value in evidence.items() if value is not None}
-        confidence = sum(WEIGHTS[n] * v for n, v in available.items()) / sum(
-            WEIGHTS[n] for n in available
-        )
-        inside, outside = _inside_outside(series, past)
-        volumes: dict[str, float] = defaultdict(float)
-        for run in job_runs:
-            for name, amount in run.volumes.items():
-                volumes[name] += amount
-        candidates.append(
-            Candidate(
-                job, round(confidence if coverage > 0 else 0.0, 3), coverage, lift,
-                effects.get(job), fit, job_runs, dict(volumes), inside, outside, len(past),
-            )
-        )  # fmt: skip
-    return sorted(candidates, key=lambda c: -c.confidence)
-
-
-def _saw_the_rise(run: RunSpan, memory_height: float | None) -> bool:
-    if memory_height is None or run.peak_memory is None or run.memory_at_start is None:
-        return True
-    return run.peak_memory - run.memory_at_start >= MIN_OWN_RISE * memory_height
-
-
-def job_effects(
-    series: Series, runs: dict[str, list[RunSpan]], baseline_window: float, now: float
-) -> dict[str, float]:
-    """Least-squares effect of each job's runs on the metric's excess over its baseline."""
-    if len(series) < 10 or not runs:
-        return {}
-    median, _ = baselines(series, baseline_window)
-    usable = ~np.isnan(median)
-    if usable.sum() < 10:
-        return {}
-    excess = (series.values - median)[usable]
-    times = series.times[usable]
-    jobs = sorted(runs)
-    columns = np.zeros((len(times), len(jobs) + 1))
-    columns[:, -1] = 1.0
-    for column, job in enumerate(jobs):
-        for run in runs[job]:
-            end = run.end if run.end is not None else now
-            lo, hi = np.searchsorted(times, [run.start, end])
-            columns[lo:hi, column] = 1.0
-    active = [bool(columns[:, i].any()) for i in range(len(jobs))]
-    if not any(active):
-        return {}
-    solution, *_ = np.linalg.lstsq(columns, excess, rcond=None)
-    return {job: float(solution[i]) for i, job in enumerate(jobs) if active[i]}
-
-
-def _rise_during(run: RunSpan, series: Series) -> float | None:
-    """How far the metric climbed during a finished run, from its value at the start."""
-    if run.end is None:
-        return None
-    start_value = series.at(run.start)
-    inside = series.between(run.start, run.end)
-    if start_value is None or len(inside) == 0:
-        return None
-    return float(np.max(inside.values)) - start_value
-
-
-def _volume_fit(measured: list[tuple[float, RunSpan]]) -> VolumeFit | None:
-    """The volume whose per-run amount best explains the per-run rise (least squares)."""
-    best: VolumeFit | None = None
-    names = {name for _, run in measured for name in run.volumes}
-    for name in sorted(names):
-        pairs = [(run.volumes[name], rise) for rise, run in measured if name in run.volumes]
-        if len(pairs) < 4:
-            continue
-        x, y = np.array(pairs, dtype=np.float64).T
-        if np.ptp(x) == 0 or np.ptp(y) == 0:
-            continue
-        slope, intercept = np.polyfit(x, y, 1)
-        residual = y - (slope * x + intercept)
-        r2 = max(0.0, 1 - float(np.sum(residual**2)) / float(np.sum((y - y.mean()) ** 2)))
-        if slope > 0 and (best is None or r2 > best.r2):
-            best = VolumeFit(name, float(slope), r2, len(pairs))
-    return best
-
-
-def _inside_outside(series: Series, runs: list[RunSpan]) -> tuple[float | None, float | None]:
-    if len(series) == 0 or not runs:
-        return None, None
-    inside = np.zeros(len(series), dtype=bool)
-    for run in runs:
-        assert run.end is not None
-        lo, hi = np.searchsorted(series.times, [run.start, run.end])
-        inside[lo:hi] = True
-    values = series.values
-    return (
-        float(np.median(values[inside])) if inside.any() else None,
-        float(np.median(values[~inside])) if (~inside).any() else None,
-    )
 
 
 def _increases(volumes: list[VolumeSeries], start: float, end: float) -> dict[str, float]:
@@ -336,39 +378,3 @@ def _increases(volumes: list[VolumeSeries], start: float, end: float) -> dict[st
         if before is not None and after is not None and after > before:
             result[volume.title] = after - before
     return result
-
-
-@dataclass(frozen=True)
-class SurveyedSpike:
-    spike: Spike
-    top: Candidate | None
-
-
-def survey(
-    timeline: Timeline, start: float, end: float, *, metric: Metric = "memory"
-) -> list[SurveyedSpike]:
-    """Every spike of `metric` in [start, end], each with its most likely job."""
-    span = end - start
-    settings = default_settings(metric, timeline.resolution)
-    baseline_window = (
-        max(1800.0, 20 * timeline.resolution)
-        if span > 3600
-        else max(span / 4, 20 * timeline.resolution)
-    )
-    settings = SpikeSettings(**{**settings.__dict__, "baseline_window": baseline_window})
-    step = 60.0 if span > 6 * 3600 else None
-    if step is not None:  # one minute's maximum is already an aggregate: one point is enough
-        settings = SpikeSettings(**{**settings.__dict__, "min_duration": 0.0})
-    series = timeline.metric(metric, start - baseline_window, end, step)
-    spikes = [s for s in find_spikes(series, metric, settings) if s.end >= start]
-    if not spikes:
-        return []
-    runs = _by_job(timeline.runs(start - baseline_window, end))
-    step = float(np.median(np.diff(series.times))) if len(series) > 1 else timeline.resolution
-    surveyed = []
-    for spike in spikes:
-        climb = (spike.rise_start, spike.peak_at)
-        height = spike.height if metric == "memory" else None
-        candidates = _candidates(runs, climb, series, baseline_window, step, end, height)
-        surveyed.append(SurveyedSpike(spike, _blame(candidates)))
-    return surveyed

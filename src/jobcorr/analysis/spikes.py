@@ -10,7 +10,7 @@ quiet service with one burst, or a noisy one with a real jump, are both read cor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -21,35 +21,73 @@ from jobcorr.timeline import FloatArray, Series
 
 THRESHOLDS: dict[Metric, float | None] = {"memory": 2e9, "cpu": 0.8, "logs": None, "gc": None}
 """The seed's alert limits: memory over 2 GB, CPU over 0.8 cores."""
+FLOORS: dict[Metric, float] = {"memory": 32e6, "cpu": 0.2, "logs": 5.0, "gc": 5.0}
+"""Smallest excursion worth an answer, in the metric's unit: below these a climb is noise
+(an allocator arena, a GC cycle, a busy second of the event loop)."""
+BASELINE_SAMPLES = 600
+"""The trailing window a sample is judged against, in samples: ten minutes of normal
+behaviour at the recorder's 1 Hz (a minute of a 10 Hz test process, as much time
+compressed as everything else in it)."""
+MIN_BASELINE_POINTS = 5
+"""A sample is judged against its past only once it has this many samples of past."""
 MAX_WINDOW_POINTS = 240
-"""Baselines are computed on at most this many points per window (decimating if needed)."""
+"""Baselines for context (the history regression) use at most this many points per window,
+decimating if needed; detection uses every sample of its window up to BASELINE_SAMPLES,
+so that a process a few seconds old already has a baseline."""
+K_SPREADS = 3.0
+"""A sample is far above its baseline beyond this many robust standard deviations (and
+`min_rise`): jobs that run half the time make a baseline two-humped and its spread wide,
+and a stricter limit missed spikes twice the service's usual swing in the ground truth."""
+RATE_SMOOTHING = 3
+"""Rates (CPU, log records) are judged on a rolling mean of this many samples: a 10 ms
+CPU clock read ten times a second moves in steps of 0.1 cores."""
+MAD_TO_SIGMA = 1.4826
+"""MAD times this is the standard deviation, for normally distributed noise."""
+NEAR_BASELINE = 0.1
+"""A climb begins at the last sample within this share of the height above the baseline."""
+STEP_SHARE = 0.25
+"""A climb is split into steps when each of its separate rises is at least this share of
+the whole climb: two jobs adding memory a few seconds apart are two spikes."""
+STEP_NOISE = 0.05
+"""Sample-to-sample increases below this share of the climb are flat, not climbing."""
+MIN_PLATEAU_SAMPLES = 3
+"""Rises separated by fewer flat samples than this are one rise."""
 
 
 @dataclass(frozen=True)
 class SpikeSettings:
     threshold: float | None = None
-    k: float = 6.0
-    baseline_window: float = 1800.0
+    k: float = K_SPREADS
+    baseline_window: float = 600.0
     min_duration: float = 3.0
     min_rise: float = 0.0
     """Ignore excursions smaller than this in absolute terms (bytes, cores, records/s)."""
     relative_floor: float = 0.02
     """The spread never counts as less than this fraction of the baseline (flat series)."""
+    smoothing: int = 1
+    """Samples of the rolling mean the judgement reads (peaks are read from the samples)."""
 
 
 @dataclass(frozen=True)
 class Spike:
+    """One climb (or one step of a climb made of steps) and the samples above the limit."""
+
     metric: Metric
     start: float
-    """First high sample."""
+    """First high sample (of this step)."""
     end: float
-    """Last high sample."""
+    """Last high sample (of this step: the next step begins after it)."""
     rise_start: float
     """When the climb began: the last sample near the baseline before `start`."""
     peak_at: float
     peak: float
+    """The top of this step."""
     baseline: float
+    """The level the climb (or this step) rose from."""
     reason: str
+    climb_peak_at: float
+    climb_peak: float
+    """The real peak of the whole climb this step belongs to (the step's own when alone)."""
 
     @property
     def height(self) -> float:
@@ -57,70 +95,96 @@ class Spike:
 
 
 def default_settings(metric: Metric, resolution: float) -> SpikeSettings:
-    floors: dict[Metric, float] = {"memory": 32e6, "cpu": 0.2, "logs": 5.0, "gc": 5.0}
+    """The one detection every answer uses (explain, spikes, the API, the dashboard)."""
     return SpikeSettings(
         threshold=THRESHOLDS[metric],
+        baseline_window=BASELINE_SAMPLES * resolution,
         min_duration=2 * resolution,
-        min_rise=floors[metric],
+        min_rise=FLOORS[metric],
+        smoothing=1 if metric == "memory" else RATE_SMOOTHING,
     )
 
 
-def baselines(series: Series, window: float) -> tuple[FloatArray, FloatArray]:
-    """(median, MAD) of the trailing `window` seconds before each sample."""
+def baselines(
+    series: Series, window: float, max_points: int = MAX_WINDOW_POINTS
+) -> tuple[FloatArray, FloatArray]:
+    """(median, MAD) of the trailing `window` seconds before each sample.
+
+    Decimation, where needed, keeps samples at fixed multiples of the stride in absolute
+    time, so a sample's baseline does not depend on where the caller's range began."""
     values = series.values
     n = len(values)
     if n < 3:
         return np.full(n, np.nan), np.full(n, np.nan)
     step = float(np.median(np.diff(series.times)))
     points = max(3, int(window / step)) if step > 0 else 3
-    stride = max(1, math.ceil(points / MAX_WINDOW_POINTS))
-    coarse = values[::stride]
-    width = max(3, points // stride)
-    padded = np.concatenate([np.full(width, np.nan), coarse])
-    # Row i holds the `width` coarse points before point i; row 0 holds none (no baseline).
-    windows = sliding_window_view(padded, width)[1 : len(coarse)]
-    median = np.concatenate([[np.nan], np.nanmedian(windows, axis=1)])
-    mad = np.concatenate([[np.nan], np.nanmedian(np.abs(windows - median[1:, None]), axis=1)])
-    # Coarse point i summarises samples before stride*i; spread it back over its samples.
-    index = np.minimum(np.arange(n) // stride, len(coarse) - 1)
-    return median[index], mad[index]
+    stride = max(1, math.ceil(points / max_points))
+    offset = int(-round(series.times[0] / step)) % stride if step > 0 else 0
+    kept = np.arange(offset, n, stride)
+    width = max(MIN_BASELINE_POINTS, points // stride)
+    padded = np.concatenate([np.full(width, np.nan), values[kept]])
+    # Row r holds the `width` kept points before kept point r; only rows with enough past count.
+    rows = sliding_window_view(padded, width)[MIN_BASELINE_POINTS:]
+    median = np.full(len(kept) + 1, np.nan)
+    mad = np.full(len(kept) + 1, np.nan)
+    if len(rows):
+        median[MIN_BASELINE_POINTS:] = np.nanmedian(rows, axis=1)
+        mad[MIN_BASELINE_POINTS:] = np.nanmedian(
+            np.abs(rows - median[MIN_BASELINE_POINTS:, None]), axis=1
+        )
+    before = np.searchsorted(kept, np.arange(n), side="left")  # kept points before each sample
+    return median[before], mad[before]
 
 
 def find_spikes(series: Series, metric: Metric, settings: SpikeSettings) -> list[Spike]:
-    """Every spike in `series`, in time order."""
+    """Every spike in `series`, in time order; a climb made of steps gives one per step."""
     if len(series) < 3:
         return []
-    median, mad = baselines(series, settings.baseline_window)
+    judged = _smooth(series, settings.smoothing)
+    median, mad = baselines(judged, settings.baseline_window, BASELINE_SAMPLES)
     values = series.values
     spread = np.maximum(
-        mad * 1.4826,
+        mad * MAD_TO_SIGMA,
         np.maximum(np.abs(median) * settings.relative_floor, settings.min_rise / settings.k),
     )
     limit = median + settings.k * spread
     robust = np.where(
-        np.isnan(median), False, values > np.maximum(limit, median + settings.min_rise)
+        np.isnan(median), False, judged.values > np.maximum(limit, median + settings.min_rise)
     )
-    hard = values > settings.threshold if settings.threshold is not None else np.zeros_like(robust)
+    hard = (
+        judged.values > settings.threshold
+        if settings.threshold is not None
+        else np.zeros_like(robust)
+    )
     high = robust | hard
     spikes = []
     for first, last in _stretches(high):
-        start, end = float(series.times[first]), float(series.times[last])
-        if end - start < settings.min_duration:
+        if series.times[last] - series.times[first] < settings.min_duration:
             continue
         peak_index = first + int(np.argmax(values[first : last + 1]))
         base = float(median[first]) if not np.isnan(median[first]) else float(values[first])
-        rise = _rise_start(series, first, base, float(values[peak_index]))
-        spreads = (values[peak_index] - base) / spread[first]
         reason = (
             f"over the {settings.threshold:g} limit"
             if hard[first : last + 1].any()
-            else f"far above its recent baseline ({spreads:.0f} MADs)"
+            else f"far above its recent baseline "
+            f"({(values[peak_index] - base) / spread[first]:.0f} MADs)"
         )
-        spikes.append(
-            Spike(metric, start, end, rise, float(series.times[peak_index]),
-                  float(values[peak_index]), base, reason)
-        )  # fmt: skip
+        rise = _rise_start(values, first, base, float(values[peak_index]))
+        climb = Spike(metric, float(series.times[first]), float(series.times[last]),
+                      float(series.times[rise]), float(series.times[peak_index]),
+                      float(values[peak_index]), base, reason,
+                      float(series.times[peak_index]), float(values[peak_index]))  # fmt: skip
+        spikes.extend(_split(series, climb, rise, last, settings.min_rise))
     return spikes
+
+
+def _smooth(series: Series, samples: int) -> Series:
+    """The trailing rolling mean over `samples` samples (the series itself for 1)."""
+    if samples <= 1 or len(series) < samples:
+        return series
+    sums = np.cumsum(np.concatenate([[0.0], series.values]))
+    means = (sums[samples:] - sums[:-samples]) / samples
+    return Series(series.times, np.concatenate([series.values[: samples - 1], means]))
 
 
 def _stretches(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -134,10 +198,50 @@ def _stretches(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
-def _rise_start(series: Series, first: int, baseline: float, peak: float) -> float:
+def _rise_start(values: FloatArray, first: int, baseline: float, peak: float) -> int:
     """Walk back from the first high sample to where the value was near the baseline."""
-    near = baseline + 0.1 * (peak - baseline)
+    near = baseline + NEAR_BASELINE * (peak - baseline)
     index = first
-    while index > 0 and series.values[index - 1] > near:
+    while index > 0 and values[index - 1] > near:
         index -= 1
-    return float(series.times[max(0, index - 1)])
+    return max(0, index - 1)
+
+
+def _rises(values: FloatArray, height: float) -> list[tuple[int, int]]:
+    """(from, to) indexes of the separate rises in `values` (a climb and what follows)."""
+    climbing = np.diff(values) > STEP_NOISE * height
+    rises: list[tuple[int, int]] = []
+    for first, last in _stretches(climbing):
+        if rises and first - rises[-1][1] <= MIN_PLATEAU_SAMPLES:
+            rises[-1] = (rises[-1][0], last + 1)
+        else:
+            rises.append((first, last + 1))
+    return rises
+
+
+def _split(series: Series, climb: Spike, rise: int, last: int, min_rise: float) -> list[Spike]:
+    """The climb's steps as spikes of their own (one step: the climb, its top where the
+    rise ended, so that what came later, a leak carried on, is not part of its cause)."""
+    values = series.values[rise : last + 1]
+    height = climb.climb_peak - climb.baseline
+    steps = [
+        (lo, hi)
+        for lo, hi in _rises(values, height)
+        if values[hi] - values[lo] >= max(STEP_SHARE * height, min_rise)
+    ]
+    if not steps:
+        return [climb]
+    split = []
+    for number, (lo, hi) in enumerate(steps):
+        until = steps[number + 1][0] if number + 1 < len(steps) else len(values) - 1
+        top = lo + int(np.argmax(values[lo : hi + 1]))
+        base = climb.baseline if number == 0 else float(values[lo])
+        times = series.times[rise:]
+        split.append(
+            replace(
+                climb, start=float(times[lo + 1]), end=float(times[until]),
+                rise_start=float(times[lo]), peak_at=float(times[top]),
+                peak=float(values[top]), baseline=base,
+            )
+        )  # fmt: skip
+    return split

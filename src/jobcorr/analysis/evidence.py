@@ -1,0 +1,276 @@
+"""The evidence about one spike, one function per piece.
+
+Each function reads the metric's series and the runs; none knows where they came from.
+Likelihood ratios compare "this job caused the climb" with "this job merely ran then":
+above 1 the evidence speaks for the job, below 1 against it, 1 says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobcorr.analysis.spikes import Spike, baselines
+from jobcorr.timeline import Ownership, RunSpan, Series
+
+MIN_COVERAGE = 0.25
+"""A job whose runs covered less of the climb than this did not make it."""
+MIN_OWN_RISE = 0.1
+"""A run that recorded its own memory must have seen it rise by this share of the height."""
+ONSET_RATIO = 4.0
+"""The most onset alignment can say, either way (a busy machine delays when a climb is
+seen). A climb that began before the run, or whose steepest part fell outside it, gets
+the inverse."""
+ONSET_SCALE = 0.1
+"""A run that merely covers a climb has it begin at a uniformly random point of the run
+(density 1); a run that causes it has the climb begin early, within about this fraction
+of the run (density exp(-f / scale) / scale). Their ratio is the onset's likelihood ratio."""
+HISTORY_RATIO = 8.0
+"""Likelihood ratio of a job whose earlier runs predict this spike (its inverse when they
+show the job adds nothing). Above ONSET_RATIO: a job that never moved the metric before
+is not named on timing alone."""
+LIFT_SCALE = 0.1
+"""Earlier runs that typically added a tenth of this spike's height already mark the job
+as one that moves the metric (the spike run usually processed more than they did)."""
+OUTSIDE_RATIO = 2.0
+"""Likelihood ratio for "outside every job" when the history's big climbs all happened
+while no job ran."""
+BIG_EXCESS = 0.25
+"""Past excess counts as a big climb above this share of the spike's height."""
+MIN_FIT_RUNS = 3
+"""The volume fit needs this many earlier runs with volumes and readings."""
+MIN_FIT_R2 = 0.5
+"""Below this R² the volume fit predicts nothing and the lift speaks for the history."""
+MIN_HISTORY_RUNS = 2
+"""One earlier run is an anecdote (it may have met the service's start-up): the lift
+needs at least this many."""
+MIN_REGRESSION_SAMPLES = 10
+"""The history regression needs this many samples with a baseline."""
+
+
+@dataclass(frozen=True)
+class VolumeFit:
+    volume: str
+    per_unit: float
+    """Metric rise per unit of volume (bytes per record for memory)."""
+    r2: float
+    runs: int
+
+
+def _end(run: RunSpan, now: float) -> float:
+    return run.end if run.end is not None else now
+
+
+def running(
+    runs: dict[str, list[RunSpan]], climb: tuple[float, float], tolerance: float, now: float
+) -> dict[str, list[RunSpan]]:
+    """Each job's runs that were going during the climb (± one sample)."""
+    found = {
+        job: [r for r in job_runs if r.overlap(climb[0] - tolerance, climb[1] + tolerance, now) > 0]
+        for job, job_runs in runs.items()
+    }
+    return {job: job_runs for job, job_runs in found.items() if job_runs}
+
+
+def running_jobs(
+    runs: dict[str, list[RunSpan]], span: tuple[float, float], tolerance: float, now: float
+) -> list[str]:
+    return sorted(running(runs, span, tolerance, now))
+
+
+def coverage(
+    runs: list[RunSpan], climb: tuple[float, float], tolerance: float, now: float
+) -> float:
+    """Share of the climb the runs covered; a run that began within one sample of the
+    climb's start is taken to cover it."""
+    span = climb[1] - climb[0]
+    if span <= 0:
+        return 1.0
+    covered = sum(
+        max(0.0, min(climb[1], _end(r, now)) - max(climb[0], r.start - tolerance)) for r in runs
+    )
+    return min(1.0, covered / span)
+
+
+def saw_the_rise(run: RunSpan, height: float) -> bool:
+    """Where a run recorded its own memory, it must have seen it climb while it ran."""
+    if run.peak_memory is None or run.memory_at_start is None:
+        return True
+    return run.peak_memory - run.memory_at_start >= MIN_OWN_RISE * height
+
+
+def onset(
+    runs: list[RunSpan], spike: Spike, series: Series, tolerance: float, now: float
+) -> float | None:
+    """How far into the run the climb began (0: as it began, 1: at its end), for the run
+    that began nearest before the climb and held its steepest part; None when no run did
+    (the climb began before the run, or its steepest part fell outside)."""
+    steepest = _steepest(series, spike)
+    best: float | None = None
+    for run in runs:
+        start, end = run.start - tolerance, _end(run, now) + tolerance
+        if not (start <= steepest <= end) or spike.rise_start < start - tolerance:
+            continue
+        lag = max(0.0, spike.rise_start - run.start - tolerance)
+        fraction = min(1.0, lag / max(end - run.start, tolerance))
+        best = fraction if best is None else min(best, fraction)
+    return best
+
+
+def _steepest(series: Series, spike: Spike) -> float:
+    climb = series.between(spike.rise_start, spike.peak_at)
+    if len(climb) < 2:
+        return spike.peak_at
+    return float(climb.times[1 + int(np.argmax(np.diff(climb.values)))])
+
+
+def job_effects(
+    series: Series, runs: dict[str, list[RunSpan]], baseline_window: float, now: float
+) -> dict[str, float]:
+    """Least-squares effect of each job's runs on the metric's excess over its baseline."""
+    if len(series) < MIN_REGRESSION_SAMPLES or not runs:
+        return {}
+    median, _ = baselines(series, baseline_window)
+    usable = ~np.isnan(median)
+    if usable.sum() < MIN_REGRESSION_SAMPLES:
+        return {}
+    excess = (series.values - median)[usable]
+    times = series.times[usable]
+    jobs = sorted(runs)
+    columns = np.zeros((len(times), len(jobs) + 1))
+    columns[:, -1] = 1.0
+    for column, job in enumerate(jobs):
+        for run in runs[job]:
+            lo, hi = np.searchsorted(times, [run.start, _end(run, now)])
+            columns[lo:hi, column] = 1.0
+    active = [bool(columns[:, i].any()) for i in range(len(jobs))]
+    if not any(active):
+        return {}
+    solution, *_ = np.linalg.lstsq(columns, excess, rcond=None)
+    return {job: float(solution[i]) for i, job in enumerate(jobs) if active[i]}
+
+
+def lift(effect: float | None, height: float) -> float:
+    """0..1: what the job's earlier runs added, against this spike's height."""
+    if effect is None or height <= 0:
+        return 0.0
+    return float(np.clip(effect / (LIFT_SCALE * height), 0.0, 1.0))
+
+
+def volume_fit(earlier: list[RunSpan], series: Series) -> VolumeFit | None:
+    """The volume whose per-run amount best explains the earlier runs' rise: the median
+    rise per unit (robust to a run that met someone else's allocation), and the R² of
+    rise = per_unit x amount."""
+    measured = [(rise, run) for run in earlier if (rise := _rise_during(run, series)) is not None]
+    best: VolumeFit | None = None
+    names = {name for _, run in measured for name in run.volumes}
+    for name in sorted(names):
+        pairs = [(run.volumes[name], rise) for rise, run in measured if name in run.volumes]
+        if len(pairs) < MIN_FIT_RUNS:
+            continue
+        x, y = np.array(pairs, dtype=np.float64).T
+        if np.ptp(x) == 0 or np.ptp(y) == 0 or (x <= 0).any():
+            continue
+        slope = float(np.median(y / x))
+        residual = y - slope * x
+        r2 = max(0.0, 1 - float(np.sum(residual**2)) / float(np.sum((y - y.mean()) ** 2)))
+        if slope > 0 and (best is None or r2 > best.r2):
+            best = VolumeFit(name, float(slope), r2, len(pairs))
+    return best
+
+
+def _rise_during(run: RunSpan, series: Series) -> float | None:
+    """How far the metric climbed during a finished run, from its value at the start."""
+    if run.end is None:
+        return None
+    start_value = series.at(run.start)
+    inside = series.between(run.start, run.end)
+    if start_value is None or len(inside) == 0:
+        return None
+    return float(np.max(inside.values)) - start_value
+
+
+def agreement(fit: VolumeFit | None, runs: list[RunSpan], height: float) -> float | None:
+    """0..1: how well the fit's bytes per item, times what these runs processed, predicts
+    the height (weighted by the fit's R²); None without a fit."""
+    if fit is None:
+        return None
+    predicted = fit.per_unit * sum(r.volumes.get(fit.volume, 0.0) for r in runs)
+    if predicted <= 0 or height <= 0:
+        return 0.0
+    return fit.r2 * min(predicted, height) / max(predicted, height)
+
+
+def likelihood(
+    onset: float | None, fit: VolumeFit | None, agreement: float | None, lift: float | None
+) -> float:
+    """The job's likelihood ratio: onset alignment times its history (the volume fit's
+    prediction where the fit holds, its lift otherwise; nothing without earlier runs)."""
+    if onset is None:
+        ratio = 1 / ONSET_RATIO
+    else:
+        caused = np.exp(-onset / ONSET_SCALE) / ONSET_SCALE
+        ratio = float(np.clip(caused, 1 / ONSET_RATIO, ONSET_RATIO))
+    trusted = fit is not None and fit.r2 >= MIN_FIT_R2 and agreement is not None
+    history = agreement if trusted else lift
+    if history is not None:
+        ratio *= HISTORY_RATIO ** (2 * history - 1)
+    return float(ratio)
+
+
+def outside_likelihood(
+    past: Series, runs: dict[str, list[RunSpan]], baseline_window: float, height: float, now: float
+) -> float:
+    """The likelihood ratio of "outside every job": up to OUTSIDE_RATIO as the history's
+    big climbs happened while no job ran; 1 when they did not, or there were none."""
+    if len(past) < MIN_REGRESSION_SAMPLES:
+        return 1.0
+    median, _ = baselines(past, baseline_window)
+    big = np.nan_to_num(past.values - median, nan=0.0) > BIG_EXCESS * height
+    if not big.any():
+        return 1.0
+    inside = np.zeros(len(past), dtype=bool)
+    for job_runs in runs.values():
+        for run in job_runs:
+            lo, hi = np.searchsorted(past.times, [run.start, _end(run, now)])
+            inside[lo:hi] = True
+    outside_share = float((big & ~inside).sum() / big.sum())
+    return float(OUTSIDE_RATIO**outside_share)
+
+
+def owned_shares(ownership: Ownership, spike: Spike, baseline_window: float) -> dict[str, float]:
+    """Each owner's share of the spike's excess ("" is outside every job): its mean over
+    the spike against its mean over the baseline window before the climb."""
+    excess = {
+        job: _excess(series, spike, baseline_window) for job, series in ownership.by_job.items()
+    }
+    excess[""] = _excess(ownership.outside, spike, baseline_window)
+    total = sum(max(0.0, e) for e in excess.values())
+    if total <= 0:
+        return {}
+    return {job: max(0.0, e) / total for job, e in excess.items()}
+
+
+def _excess(series: Series, spike: Spike, baseline_window: float) -> float:
+    during = series.between(spike.rise_start, spike.end)
+    before = series.between(spike.rise_start - baseline_window, spike.rise_start)
+    if len(during) == 0:
+        return 0.0
+    base = float(np.median(before.values)) if len(before) else 0.0
+    return float(np.mean(during.values)) - base
+
+
+def inside_outside(series: Series, runs: list[RunSpan]) -> tuple[float | None, float | None]:
+    """Median of the metric while the runs went, and while they did not."""
+    if len(series) == 0 or not runs:
+        return None, None
+    inside = np.zeros(len(series), dtype=bool)
+    for run in runs:
+        lo, hi = np.searchsorted(series.times, [run.start, _end(run, run.start)])
+        inside[lo:hi] = True
+    values = series.values
+    return (
+        float(np.median(values[inside])) if inside.any() else None,
+        float(np.median(values[~inside])) if (~inside).any() else None,
+    )

@@ -1,0 +1,260 @@
+"""The analysis driven through an in-memory Timeline: no recording, no sleeping."""
+
+from __future__ import annotations
+
+from typing import Any, get_type_hints
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobcorr.analysis import explain, find_spikes, survey
+from jobcorr.analysis.evidence import volume_fit
+from jobcorr.analysis.explain import BLAME_THRESHOLD
+from jobcorr.analysis.report import (
+    CandidateDict,
+    ExplanationDict,
+    RunDict,
+    SpikeDict,
+    SurveyedDict,
+    explanation_to_dict,
+    survey_to_dict,
+)
+from jobcorr.analysis.spikes import SpikeSettings
+from jobcorr.timeline import RunSpan, Series
+from memory_timeline import MemoryTimeline
+
+MB = 1e6
+SECONDS = 600
+
+
+def quiet_memory(seed: int = 7) -> np.ndarray:
+    return 300 * MB + np.random.default_rng(seed).normal(0, 1 * MB, SECONDS)
+
+
+def repeating_job(timeline: MemoryTimeline, memory: np.ndarray, job: str, until: int) -> None:
+    """`job` runs every 40 s for 10 s, holding 1 kB per row while it runs."""
+    for number, start in enumerate(range(20, until, 40)):
+        rows = 20_000 + 10_000 * (number % 4)
+        memory[start + 1 : start + 10] += rows * 1000
+        timeline.run(job, start, start + 10, rows=rows)
+
+
+def innocent(timeline: MemoryTimeline, job: str, until: int) -> None:
+    for start in range(5, until, 30):
+        timeline.run(job, start, start + 8, items=10)
+
+
+def test_a_repeating_job_is_named_and_the_innocent_beside_it_is_not() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    repeating_job(timeline, memory, "clickhouse_sync", 480)
+    innocent(timeline, "stats_collection", 480)
+    memory[501:510] += 250_000 * 1000
+    timeline.run("clickhouse_sync", 500, 510, rows=250_000)
+    timeline.run("search_reindex", 490, 530)  # a long run covering the whole climb
+    timeline.set("memory", memory)
+    answer = explain(timeline, 505, window=30)
+    assert answer.verdict == "blamed", answer.conclusion
+    assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync"
+    assert answer.blamed.confidence >= BLAME_THRESHOLD
+    assert answer.conclusion.startswith("clickhouse_sync was processing 250K rows")
+    others = {c.job: c.confidence for c in answer.candidates[1:]}
+    assert others["search_reindex"] < 0.2
+
+
+def test_a_spike_outside_every_job_is_not_pinned_on_the_job_running_across_it() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    for start in range(20, 480, 60):  # search_reindex has history: it adds nothing
+        timeline.run("search_reindex", start, start + 30)
+    timeline.run("search_reindex", 480, 560)
+    memory[505:520] += 250 * MB  # the main thread, say
+    timeline.set("memory", memory)
+    answer = explain(timeline, 510, window=30)
+    assert answer.spike is not None
+    assert answer.blamed is None, answer.conclusion
+    assert answer.verdict == "abstained"
+    assert "running at the time: search_reindex" in answer.conclusion
+    assert answer.candidates[0].confidence < 0.3
+
+
+def test_a_lone_candidate_with_no_history_is_not_named_with_certainty() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    timeline.run("search_reindex", 400, 560)  # started long before the climb, never before
+    memory[505:520] += 250 * MB
+    timeline.set("memory", memory)
+    answer = explain(timeline, 510, window=30)
+    assert answer.blamed is None, answer.conclusion
+    assert 0 < answer.candidates[0].confidence < BLAME_THRESHOLD
+
+
+def test_two_jobs_stacking_are_two_spikes_each_with_its_job_and_the_real_peak() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    repeating_job(timeline, memory, "report_export", 440)
+    for number, start in enumerate(range(30, 440, 40)):
+        memory[start + 1 : start + 8] += (5_000 + 2_000 * (number % 3)) * 2000
+        timeline.run("image_resize", start, start + 8, images=5_000 + 2_000 * (number % 3))
+    memory[501:540] += 200_000 * 1000  # report_export climbs at 500 ...
+    timeline.run("report_export", 500, 540, rows=200_000)
+    memory[511:530] += 60_000 * 2000  # ... and image_resize stacks on top at 510
+    timeline.run("image_resize", 510, 530, images=60_000)
+    timeline.set("memory", memory)
+    spikes = find_spikes(timeline.series["memory"], "memory", SpikeSettings(min_rise=32 * MB))
+    steps = [s for s in spikes if s.rise_start >= 495]
+    assert [round(s.rise_start) for s in steps] == [500, 510]
+    assert steps[0].climb_peak == steps[1].climb_peak == pytest.approx(620 * MB, rel=0.02)
+    first, second = explain(timeline, 503, window=5), explain(timeline, 513, window=5)
+    assert first.blamed is not None and first.blamed.job == "report_export", first.conclusion
+    assert second.blamed is not None and second.blamed.job == "image_resize", second.conclusion
+    assert second.value == pytest.approx(620 * MB, rel=0.02)
+    assert "memory spiked to 62" in second.conclusion  # 620 MB, not the step's first sample
+
+
+def test_two_jobs_that_always_run_together_are_named_together() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    for start in range(20, 480, 40):
+        memory[start + 1 : start + 10] += 100 * MB
+        timeline.run("cache_warm", start, start + 10)
+        timeline.run("image_resize", start, start + 10)
+    memory[501:510] += 300 * MB
+    timeline.run("cache_warm", 500, 510)
+    timeline.run("image_resize", 500, 510)
+    timeline.set("memory", memory)
+    answer = explain(timeline, 505, window=30)
+    assert answer.verdict == "inseparable", answer.conclusion
+    assert answer.blamed is None
+    assert "cache_warm and image_resize were both running" in answer.conclusion
+
+
+def owned_cpu(outside_spike: bool) -> MemoryTimeline:
+    timeline = MemoryTimeline()
+    rng = np.random.default_rng(3)
+    outside = 0.05 + rng.uniform(0, 0.01, SECONDS)
+    job = np.zeros(SECONDS)
+    job[480:560] = 0.1  # the job runs across the spike, lightly
+    (outside if outside_spike else job)[505:520] += 0.9
+    timeline.own("cpu", {"": outside, "ranking_calc": job})
+    timeline.run("ranking_calc", 480, 560)
+    return timeline
+
+
+def test_cpu_owned_by_no_job_says_so_with_the_share_the_jobs_owned() -> None:
+    answer = explain(owned_cpu(outside_spike=True), 510, window=30, metric="cpu")
+    assert answer.verdict == "not_a_job", answer.conclusion
+    assert answer.blamed is None
+    assert answer.owned_by_jobs is not None and answer.owned_by_jobs < 0.2
+    assert answer.conclusion.startswith("No background job caused this")
+    assert "(ranking_calc) owned only" in answer.conclusion
+    assert "was running" not in answer.conclusion
+
+
+def test_cpu_owned_by_the_job_is_pinned_on_it() -> None:
+    answer = explain(owned_cpu(outside_spike=False), 510, window=30, metric="cpu")
+    assert answer.blamed is not None and answer.blamed.job == "ranking_calc", answer.conclusion
+    assert answer.blamed.owned is not None and answer.blamed.owned > 0.9
+
+
+def test_a_job_owning_a_negligible_share_is_never_the_answer() -> None:
+    timeline = MemoryTimeline()
+    outside, job, other = np.full(SECONDS, 1.0), np.zeros(SECONDS), np.zeros(SECONDS)
+    outside[505:520] += 30.0  # log records outside every job
+    job[505:520] += 2.0
+    other[505:520] += 30.0
+    timeline.own("logs", {"": outside, "email_digest": job, "search_reindex": other})
+    timeline.run("email_digest", 500, 525)
+    timeline.run("search_reindex", 500, 525)
+    answer = explain(timeline, 510, window=30, metric="logs")
+    shares = {c.job: c for c in answer.candidates}
+    assert shares["email_digest"].confidence == 0
+    assert answer.blamed is None  # search_reindex owned half: not enough to name it alone
+
+
+def test_explain_and_survey_find_the_same_spikes_and_answers() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    repeating_job(timeline, memory, "clickhouse_sync", 480)
+    memory[501:510] += 250_000 * 1000
+    timeline.run("clickhouse_sync", 500, 510, rows=250_000)
+    memory[560:590] += 300 * MB  # outside every job
+    timeline.set("memory", memory)
+    surveyed = survey(timeline, 0, SECONDS)
+    late = [s for s in surveyed if s.spike.rise_start > 490]
+    assert len(late) == 2
+    for item in surveyed:
+        answer = explain(timeline, item.spike.peak_at, window=5)
+        assert answer.spike == item.spike
+        assert answer.verdict == item.verdict
+        assert (answer.blamed.job if answer.blamed else None) == (
+            item.top.job if item.top else None
+        )
+    assert late[0].top is not None and late[0].top.job == "clickhouse_sync"
+    assert late[1].verdict == "no_job_running"
+
+
+def keys(hint: Any) -> set[str]:
+    return set(get_type_hints(hint))
+
+
+def test_the_emitted_json_has_exactly_the_schema_keys() -> None:
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    repeating_job(timeline, memory, "clickhouse_sync", 480)
+    memory[501:510] += 250_000 * 1000
+    timeline.run("clickhouse_sync", 500, 510, rows=250_000)
+    timeline.set("memory", memory)
+    answer = explanation_to_dict(explain(timeline, 505, window=30))
+    assert set(answer) == keys(ExplanationDict)
+    assert answer["spike"] is not None and set(answer["spike"]) == keys(SpikeDict)
+    candidate = answer["candidates"][0]
+    assert set(candidate) == keys(CandidateDict)
+    assert set(candidate["runs"][0]) == keys(RunDict)
+    [listed, *_] = survey_to_dict(survey(timeline, 0, SECONDS))
+    assert set(listed) == keys(SurveyedDict)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.floats(100, 2000),
+    at=st.integers(200, 500),
+    length=st.integers(4, 60),
+    noise=st.floats(0.1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_a_planted_block_is_found_where_it_is(
+    height: float, at: int, length: int, noise: float, seed: int
+) -> None:
+    values = 300 + np.random.default_rng(seed).normal(0, noise, SECONDS)
+    values[at : at + length] += height
+    series = Series(np.arange(SECONDS, dtype=float), values)
+    found = find_spikes(series, "memory", SpikeSettings(min_rise=6 * noise + 10, min_duration=2))
+    [spike] = [s for s in found if s.end >= at]
+    assert at - 1 <= spike.rise_start < at and at <= spike.peak_at < at + length
+    assert spike.height == pytest.approx(height, rel=0.2, abs=30 * noise)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(0, 250), seed=st.integers(0, 2**16))
+def test_where_a_range_begins_does_not_move_a_spike(cut: int, seed: int) -> None:
+    values = 300 + np.random.default_rng(seed).normal(0, 2, SECONDS)
+    values[400:420] += 200
+    series = Series(np.arange(SECONDS, dtype=float), values)
+    detect = SpikeSettings(min_rise=30, baseline_window=120)
+    whole = [s for s in find_spikes(series, "memory", detect) if s.end >= 400]
+    part = [s for s in find_spikes(series.between(cut, SECONDS), "memory", detect) if s.end >= 400]
+    assert whole == part
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    per_unit=st.floats(10, 5000),
+    volumes=st.lists(st.integers(1_000, 100_000), min_size=4, max_size=12, unique=True),
+)
+def test_the_volume_fit_recovers_bytes_per_item(per_unit: float, volumes: list[int]) -> None:
+    times = np.arange(len(volumes) * 20, dtype=float)
+    values = np.full(len(times), 100e6)
+    runs = []
+    for number, amount in enumerate(volumes):
+        start = number * 20 + 2
+        values[start + 1 : start + 6] += per_unit * amount
+        runs.append(RunSpan(f"r{number}", "job", start, start + 6, "success", {"rows": amount}))
+    fit = volume_fit(runs, Series(times, values))
+    assert fit is not None and fit.volume == "rows" and fit.r2 > 0.99
+    assert fit.per_unit == pytest.approx(per_unit, rel=1e-6)
