@@ -1,8 +1,11 @@
 """Run one scenario for real: `python -m scenarios.run SPEC.json STORE.sqlite3`.
 
-Jobs run in threads, each run inside `jobcorr.track()`; the recorder samples this
-process into the store. The start time is written to STORE.start, and every sample of
-the registry, tick by tick, to STORE.om in OpenMetrics (for backfilling Prometheus).
+Jobs run in threads, each run inside `jobcorr.track()` (async jobs: `@jobcorr.job` on a
+coroutine, in an event loop of their own); the recorder samples this process into the
+store. Work outside every job runs in a plain thread, on the main thread, or in the
+handler of a real HTTP request on loopback. The start time is written to STORE.start,
+and every sample of the registry, tick by tick, to STORE.om in OpenMetrics (for
+backfilling Prometheus).
 
 A spec with `"serve": true` also serves /metrics on a free loopback port (written to
 STORE.port) for live scraping; one with `"start_at"` (unix time) begins its schedule then,
@@ -11,11 +14,14 @@ so that many scenarios run side by side on one clock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import threading
 import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +32,23 @@ import jobcorr
 BYTES_PER_UNIT = 1024
 LOGS_PER_UNIT = 0.012  # log records per unit of volume, per run
 log = logging.getLogger("scenario")
+LEAKED: list[bytes] = []
+"""Memory a leaking run never gives back."""
 
 
-def work(kind: str, units: int, length: float) -> None:
+class Failed(RuntimeError):
+    """A run that fails mid-spike (the scenario asked for it)."""
+
+
+def work(kind: str, units: int, length: float, *, fails: bool = False, leaks: bool = False) -> None:
     deadline = time.monotonic() + length
+    if fails:
+        deadline -= length / 2
     if kind == "memory":
         held = b"\x01" * (units * BYTES_PER_UNIT)  # touches every page: resident
         time.sleep(max(0.0, deadline - time.monotonic()))
+        if leaks:
+            LEAKED.append(held)
         del held
     elif kind == "cpu":
         share = min(1.0, units / 250_000)  # the spike run burns a whole core
@@ -50,6 +66,28 @@ def work(kind: str, units: int, length: float) -> None:
         held = b"\x02" * (512 * 1024)
         time.sleep(max(0.0, deadline - time.monotonic()))
         del held
+    if fails:
+        raise Failed("the scenario's run fails half-way")
+
+
+async def work_async(kind: str, units: int, length: float, *, fails: bool = False) -> None:
+    """The same work as an async job: the event loop's thread does it between awaits."""
+    deadline = time.monotonic() + (length / 2 if fails else length)
+    if kind == "memory":
+        held = b"\x01" * (units * BYTES_PER_UNIT)
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        del held
+    elif kind == "cpu":
+        share = min(1.0, units / 250_000)
+        while time.monotonic() < deadline:
+            busy_until = time.monotonic() + 0.01 * share
+            while time.monotonic() < busy_until:
+                pass
+            await asyncio.sleep(0.01 * (1 - share))
+    else:
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    if fails:
+        raise Failed("the scenario's run fails half-way")
 
 
 def run_job(
@@ -60,10 +98,24 @@ def run_job(
     processed: Counter,
 ) -> None:
     time.sleep(max(0.0, t0 + run["start"] - time.time()))
-    with jobcorr.track(job["name"], registry=registry) as tracked:
-        work(job["kind"], run["units"], run["length"])
-        tracked.add(job["volume"], run["units"])
-        processed.labels(job["volume"]).inc(run["units"])
+    options = {"fails": run.get("fails", False)}
+    try:
+        if job.get("mode") == "async":
+
+            @jobcorr.job(job["name"], registry=registry)
+            async def tracked_async() -> None:
+                jobcorr.add_volume(job["volume"], run["units"])
+                processed.labels(job["volume"]).inc(run["units"])
+                await work_async(job["kind"], run["units"], run["length"], **options)
+
+            asyncio.run(tracked_async())
+            return
+        with jobcorr.track(job["name"], registry=registry) as tracked:
+            tracked.add(job["volume"], run["units"])  # before the work: a failing run has it
+            processed.labels(job["volume"]).inc(run["units"])
+            work(job["kind"], run["units"], run["length"], leaks=run.get("leaks", False), **options)
+    except Failed:
+        pass  # recorded as a failed run by jobcorr
 
 
 class Exposition:
@@ -98,11 +150,39 @@ class Exposition:
         path.write_text("\n".join([*text, "# EOF", ""]))
 
 
-def noise(spec: dict[str, Any], t0: float) -> None:
+def outside_work(spec: dict[str, Any]) -> None:
+    """Work outside every job: memory (`bytes`), a busy core, or a burst of log records."""
+    kind = spec.get("kind", "memory")
+    if kind == "memory":
+        held = b"\x03" * spec["bytes"]
+        time.sleep(spec["length"])
+        del held
+    else:
+        work(kind, 250_000, spec["length"])
+
+
+def noise(spec: dict[str, Any], t0: float, handler_url: str) -> None:
     time.sleep(max(0.0, t0 + spec["start"] - time.time()))
-    held = b"\x03" * spec["bytes"]
-    time.sleep(spec["length"])
-    del held
+    if spec.get("thread") == "handler":
+        urllib.request.urlopen(f"{handler_url}/{NOISE.index(spec)}", timeout=60).read()
+    else:
+        outside_work(spec)
+
+
+NOISE: list[dict[str, Any]] = []
+"""The scenario's outside work, for the request handler to find by index."""
+
+
+class Handler(BaseHTTPRequestHandler):
+    """A request handler thread of a web service: GET /N does outside work number N."""
+
+    def do_GET(self) -> None:
+        outside_work(NOISE[int(self.path.strip("/"))])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines are not the scenario's log records
 
 
 def main() -> None:
@@ -127,11 +207,23 @@ def main() -> None:
         for job in spec["jobs"]
         for run in job["runs"]
     ]
-    threads += [threading.Thread(target=noise, args=(n, t0)) for n in spec["noise"]]
+    NOISE.extend(spec["noise"])
+    handlers = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=handlers.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{handlers.server_address[1]}"
+    on_main = [n for n in spec["noise"] if n.get("thread") == "main"]
+    threads += [
+        threading.Thread(target=noise, args=(n, t0, url))
+        for n in spec["noise"]
+        if n.get("thread") != "main"
+    ]
     for thread in threads:
         thread.start()
+    for spec_noise in sorted(on_main, key=lambda n: n["start"]):
+        noise(spec_noise, t0, url)
     for thread in threads:
         thread.join()
+    handlers.shutdown()
     time.sleep(max(0.0, t0 + spec["duration"] - time.time()))
     recorder.stop()
     exposition.stop.set()
