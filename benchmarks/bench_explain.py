@@ -42,7 +42,7 @@ def build(path: Path, days: float) -> tuple[float, float]:
     times = np.arange(start, end)
     n = len(times)
     store = Store(path, raw_retention=(days + 1) * 86400)
-    runs: list[RunRecord] = []
+    planned: list[tuple[str, int, float, int]] = []  # (job, number, start, rows)
     running = {}
     spike_at = end - 7200
     for job, (every, length) in JOBS.items():
@@ -55,14 +55,16 @@ def build(path: Path, days: float) -> tuple[float, float]:
                 rows = 400_000
             lo = int(begin - start)
             active[lo : lo + length] = True
-            runs.append(RunRecord(f"{job}-{index}", job, begin, begin + length, "success", None,
-                                  None, 0.1, 0, 0, 0, {"rows": rows}))  # fmt: skip
+            planned.append((job, index, float(begin), rows))
         running[job] = active
     memory = 300e6 + rng.normal(0, 3e6, n)
-    for run in runs:
-        if run.job == "clickhouse_sync":
-            lo = int(run.started_at - start)
-            memory[lo : lo + 8] += run.volumes["rows"] * 2_000
+    for job, _, begin, rows in planned:
+        if job == "clickhouse_sync":
+            lo = int(begin - start)
+            memory[lo : lo + 8] += rows * 2_000
+    runs = [
+        _record(job, number, begin, rows, memory, start) for job, number, begin, rows in planned
+    ]
     series: dict[tuple[str, str, str], np.ndarray] = {
         ("process_resident_memory_bytes", "", "gauge"): memory,
         ("process_cpu_seconds_total", "", "counter"): np.cumsum(rng.uniform(0.01, 0.05, n)),
@@ -83,6 +85,18 @@ def build(path: Path, days: float) -> tuple[float, float]:
     store.compact(end)
     store.close()
     return end, spike_at
+
+
+def _record(
+    job: str, number: int, begin: float, rows: int, memory: np.ndarray, start: float
+) -> RunRecord:
+    """The run record the tracker would have written, with the RSS it would have read."""
+    length = JOBS[job][1]
+    lo = int(begin - start)
+    during = memory[lo : lo + length + 1]
+    return RunRecord(f"{job}-{number}", job, begin, begin + length, "success", None, None, 0.1,
+                     int(during.max()), int(memory[max(0, lo - 1)]), int(during[-1]),
+                     {"rows": rows})  # fmt: skip
 
 
 def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
@@ -131,10 +145,16 @@ def main() -> None:
 
         answer = explain(EmbeddedTimeline(path), spike_at + 30, window=300)
         print(f"answer: {answer.conclusion}")
+        blamed = answer.blamed.job if answer.blamed else None
+        if blamed != "clickhouse_sync":  # a speed figure for a wrong answer is not a result
+            raise SystemExit(f"wrong answer: the planted spike is clickhouse_sync's, not {blamed}")
         explain_s = timed(lambda: explain(EmbeddedTimeline(path), spike_at + 30, window=300))
         read_s = timed(lambda: store.samples(memory_id, spike_at - 2100, spike_at + 330))
         survey_s = timed(lambda: survey(EmbeddedTimeline(path), end - args.days * 86400, end), 3)
         spikes = survey(EmbeddedTimeline(path), end - args.days * 86400, end)
+        planted = [s for s in spikes if abs(s.spike.peak_at - spike_at) < 120]
+        if not planted or planted[0].top is None or planted[0].top.job != "clickhouse_sync":
+            raise SystemExit(f"spikes missed the planted spike or named another job: {planted}")
     cpu_hour = recorder_cpu_per_hour()
     print(f"explain (5 min window, 24 h history):  {explain_s:7.3f} s   (target < 1 s)")
     print(
