@@ -107,15 +107,31 @@ def onset(
     that began nearest before the climb and held its steepest part; None when no run did
     (the climb began before the run, or its steepest part fell outside)."""
     steepest = _steepest(series, spike)
+    climb = series.between(spike.rise_start, spike.peak_at)
+    first_seen = float(climb.times[1]) if len(climb) > 1 else spike.peak_at
     best: float | None = None
     for run in runs:
         start, end = run.start - tolerance, _end(run, now) + tolerance
-        if not (start <= steepest <= end) or spike.rise_start < start - tolerance:
+        # The climb began somewhere after rise_start, by its first reading above it: it
+        # began before the run only when that reading came before the run (a stalled
+        # recorder's gap leaves it open).
+        if not (start <= steepest <= end) or first_seen < start:
             continue
         lag = max(0.0, spike.rise_start - run.start - tolerance)
         fraction = min(1.0, lag / max(end - run.start, tolerance))
         best = fraction if best is None else min(best, fraction)
     return best
+
+
+def at_the_steepest(
+    runs: list[RunSpan], spike: Spike, series: Series, tolerance: float, now: float
+) -> list[RunSpan]:
+    """The runs going (± one sample) when the climb was steepest: what they processed is
+    what the climb is made of (an earlier run of the same job that the climb's walk back
+    to the baseline reached is not); all of them when none was."""
+    steepest = _steepest(series, spike)
+    found = [r for r in runs if r.start - tolerance <= steepest <= _end(r, now) + tolerance]
+    return found or runs
 
 
 def _steepest(series: Series, spike: Spike) -> float:

@@ -261,7 +261,9 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
             lift=evidence.lift(effects.get(job), height)
             if len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
             typical_rise=effects.get(job), fit=fit,
-            agreement=evidence.agreement(fit, job_runs, height)
+            agreement=evidence.agreement(fit, evidence.at_the_steepest(
+                job_runs, context.spike, context.series, context.tolerance, context.now
+            ), height)
             if context.metric == "memory" else None,
         )  # fmt: skip
         drafts.append(draft)
@@ -279,6 +281,8 @@ def _candidate(
 ) -> Candidate:
     earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
     inside, outside = evidence.inside_outside(context.series, earlier)
+    job_runs = evidence.at_the_steepest(job_runs, context.spike, context.series,
+                                        context.tolerance, context.now)  # fmt: skip
     volumes: dict[str, float] = defaultdict(float)
     for run in job_runs:
         for name, amount in run.volumes.items():

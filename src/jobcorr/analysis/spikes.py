@@ -50,8 +50,12 @@ STEP_SHARE = 0.25
 the whole climb: two jobs adding memory a few seconds apart are two spikes."""
 STEP_NOISE = 0.05
 """Sample-to-sample increases below this share of the climb are flat, not climbing."""
+MIN_STEPS_HIGH = 1.5
+"""A spike is high for more than one sampling step (from its first high sample to the
+sample after its last): one regular sample is noise; one reading after a stall is not."""
 MIN_PLATEAU_SAMPLES = 3
-"""Rises separated by fewer flat samples than this are one rise."""
+"""Rises separated by less than this many sampling steps of flat time are one rise (time,
+not samples: a stalled recorder takes fewer samples of the same plateau)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def default_settings(metric: Metric, resolution: float) -> SpikeSettings:
     return SpikeSettings(
         threshold=THRESHOLDS[metric],
         baseline_window=BASELINE_SAMPLES * resolution,
-        min_duration=2 * resolution,
+        min_duration=MIN_STEPS_HIGH * resolution,
         min_rise=FLOORS[metric],
         smoothing=1 if metric == "memory" else RATE_SMOOTHING,
     )
@@ -159,7 +163,10 @@ def find_spikes(series: Series, metric: Metric, settings: SpikeSettings) -> list
     high = robust | hard
     spikes = []
     for first, last in _stretches(high):
-        if series.times[last] - series.times[first] < settings.min_duration:
+        # A high sample stands until the next one: a stalled recorder's single reading of a
+        # climb that lasted seconds still counts for those seconds.
+        after = min(last + 1, len(series) - 1)
+        if series.times[after] - series.times[first] < settings.min_duration:
             continue
         peak_index = first + int(np.argmax(values[first : last + 1]))
         base = float(median[first]) if not np.isnan(median[first]) else float(values[first])
@@ -207,12 +214,13 @@ def _rise_start(values: FloatArray, first: int, baseline: float, peak: float) ->
     return max(0, index - 1)
 
 
-def _rises(values: FloatArray, height: float) -> list[tuple[int, int]]:
+def _rises(times: FloatArray, values: FloatArray, height: float) -> list[tuple[int, int]]:
     """(from, to) indexes of the separate rises in `values` (a climb and what follows)."""
     climbing = np.diff(values) > STEP_NOISE * height
+    plateau = MIN_PLATEAU_SAMPLES * float(np.median(np.diff(times))) if len(times) > 1 else 0.0
     rises: list[tuple[int, int]] = []
     for first, last in _stretches(climbing):
-        if rises and first - rises[-1][1] <= MIN_PLATEAU_SAMPLES:
+        if rises and times[first] - times[rises[-1][1]] < plateau:
             rises[-1] = (rises[-1][0], last + 1)
         else:
             rises.append((first, last + 1))
@@ -223,10 +231,11 @@ def _split(series: Series, climb: Spike, rise: int, last: int, min_rise: float) 
     """The climb's steps as spikes of their own (one step: the climb, its top where the
     rise ended, so that what came later, a leak carried on, is not part of its cause)."""
     values = series.values[rise : last + 1]
+    times = series.times[rise : last + 1]
     height = climb.climb_peak - climb.baseline
     steps = [
         (lo, hi)
-        for lo, hi in _rises(values, height)
+        for lo, hi in _rises(times, values, height)
         if values[hi] - values[lo] >= max(STEP_SHARE * height, min_rise)
     ]
     if not steps:
@@ -236,7 +245,6 @@ def _split(series: Series, climb: Spike, rise: int, last: int, min_rise: float) 
         until = steps[number + 1][0] if number + 1 < len(steps) else len(values) - 1
         top = lo + int(np.argmax(values[lo : hi + 1]))
         base = climb.baseline if number == 0 else float(values[lo])
-        times = series.times[rise:]
         split.append(
             replace(
                 climb, start=float(times[lo + 1]), end=float(times[until]),
