@@ -85,7 +85,7 @@ def report(outcomes: list[Outcome]) -> str:
     by_family: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in outcomes:
         by_family[outcome.family][outcome.result] += 1
-        by_family["all"][outcome.result] += 1
+    by_family["all"] = sum(by_family.values(), Counter())
     lines = ["| family | questions | right | wrong | abstained | false blames | missed |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for family, counts in by_family.items():
