@@ -57,7 +57,7 @@ def test_export_check_names_what_is_out_of_date(tmp_path: Path) -> None:
          "--description", "bf42stats.deploy:NOPE"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
-    assert bad.returncode == 2 and "cannot load description" in bad.stdout
+    assert bad.returncode == 2 and "cannot load description" in bad.stderr
 
 
 @needs_promtool
@@ -201,7 +201,7 @@ def test_export_options_set_the_link_and_the_monitor_labels(tmp_path: Path) -> N
             [sys.executable, "-m", "jobcorr.cli", "export", "all", "--out", str(tmp_path), *bad],
             capture_output=True, text=True, cwd=ROOT, timeout=60,
         )  # fmt: skip
-        assert refused.returncode == 2 and says in refused.stdout, refused.stdout
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
 
 
 BG_NAME = re.compile(r"\bbg_[a-z0-9_]+")

@@ -80,23 +80,23 @@ def jobcorr(*args: str) -> subprocess.CompletedProcess[str]:
 def test_explain_refuses_an_unparseable_at(tmp_path) -> None:
     result = jobcorr("explain", "--at", "teatime", "--source", f"embedded:{tmp_path}/x.sqlite3")
     assert result.returncode == 2
-    assert "is not a time" in result.stdout and "-15m" in result.stdout
+    assert "is not a time" in result.stderr and "-15m" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_explain_says_when_there_is_no_store(tmp_path) -> None:
     result = jobcorr("explain", "--at", "-5m", "--source", f"embedded:{tmp_path}/missing.sqlite3")
     assert result.returncode == 2
-    assert "no jobcorr store at" in result.stdout
+    assert "no jobcorr store at" in result.stderr
 
 
 def test_explain_refuses_an_unknown_source_kind() -> None:
     result = jobcorr("explain", "--at", "-5m", "--source", "influx:http://x")
     assert result.returncode == 2
-    assert "embedded:PATH" in result.stdout and "prometheus:URL" in result.stdout
+    assert "embedded:PATH" in result.stderr and "prometheus:URL" in result.stderr
 
 
 def test_spikes_refuses_a_bad_since(tmp_path) -> None:
     result = jobcorr("spikes", "--since", "a while", "--source", f"embedded:{tmp_path}/x.sqlite3")
     assert result.returncode == 2
-    assert "is not a duration" in result.stdout
+    assert "is not a duration" in result.stderr

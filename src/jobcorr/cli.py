@@ -8,17 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from jobcorr.check import EndpointUnreadable, FamilyReport, check_url
+from jobcorr.check import FamilyReport, check_url
 from jobcorr.contract import METRICS
 from jobcorr.errors import JobcorrError
 from jobcorr.extras import require
-from jobcorr.times import AT_FORMS, TimeParseError, format_local, parse_at, parse_duration
+from jobcorr.terminal import printable
+from jobcorr.times import AT_FORMS, format_local, parse_at, parse_duration
 
 if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
     from rich.console import Console
@@ -28,14 +30,43 @@ if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
     from jobcorr.timeline import Timeline
 
 EXIT_OK, EXIT_WRONG, EXIT_UNREADABLE = 0, 1, 2
+MAX_PORT = 65535
+
+
+class UsageError(JobcorrError):
+    """A command cannot do what it was asked; the message says what to pass instead."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line saying what to do (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_UNREADABLE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (`--timeout`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to {MAX_PORT}")
+    return int(text)
+
+
+def _cells(*cells: str) -> list[str]:
+    return [printable(cell) for cell in cells]
 
 
 def _check(args: argparse.Namespace) -> int:
-    try:
-        reports = check_url(args.url, timeout=args.timeout, require_jobs=args.require_job)
-    except EndpointUnreadable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_UNREADABLE
+    reports = check_url(args.url, timeout=args.timeout, require_jobs=args.require_job)
     if args.json:
         print(json.dumps([_report_json(r) for r in reports], indent=2))
     else:
@@ -62,9 +93,8 @@ def _print_reports(reports: Sequence[FamilyReport]) -> None:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]
-        )
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        print(printable(cells), printable(row[4]))
     wrong = sum(not r.ok for r in reports)
     print(f"{len(reports) - wrong} of {len(reports)} families as the contract says.")
 
@@ -73,9 +103,10 @@ def _console() -> Console:
     require("explain", "rich")
     from rich.console import Console
 
-    console = Console(highlight=False)
+    # markup and emoji off: names and label values from data print as themselves
+    console = Console(highlight=False, markup=False, emoji=False)
     if not console.is_terminal:  # piped or captured: keep table rows on one line each
-        console = Console(highlight=False, width=200)
+        console = Console(highlight=False, markup=False, emoji=False, width=200)
     return console
 
 
@@ -86,8 +117,7 @@ def _export(args: argparse.Namespace) -> int:
 
     console = _console()
     if args.kind not in ("all", *ARTIFACTS):
-        console.print(f"[red]error:[/red] no artifact {args.kind!r}: all, {', '.join(ARTIFACTS)}")
-        return EXIT_UNREADABLE
+        raise UsageError(f"no artifact {args.kind!r}: all, {', '.join(ARTIFACTS)}")
     try:
         description = with_export_options(
             load_description(args.description),
@@ -95,18 +125,22 @@ def _export(args: argparse.Namespace) -> int:
             explain_url=args.explain_url,
         )
     except ValueError as error:
-        console.print(f"[red]error:[/red] {error}")
-        return EXIT_UNREADABLE
+        raise UsageError(str(error)) from None
     kinds = None if args.kind == "all" else [args.kind]
     if args.check:
         outdated = stale(description, args.out)
         for relative in outdated:
-            console.print(f"[red]out of date:[/red] {args.out / relative}")
+            console.print(f"out of date: {printable(args.out / relative)}", style="red")
         if outdated:
             console.print("run `jobcorr export all --out DIR` and commit the result")
         return EXIT_WRONG if outdated else EXIT_OK
-    for path in write_all(description, args.out, kinds):
-        console.print(f"wrote {path}")
+    try:
+        for path in write_all(description, args.out, kinds):
+            console.print(f"wrote {printable(path)}")
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {error.filename or args.out}: {error.strerror}; pass a writable --out"
+        ) from None
     return EXIT_OK
 
 
@@ -128,41 +162,39 @@ def _open(args: argparse.Namespace) -> Timeline:
 def _explain(args: argparse.Namespace) -> int:
     from jobcorr.analysis import explain, narrative
     from jobcorr.analysis.report import explanation_to_dict
-    from jobcorr.sources import SourceError
 
     console = _console()
     from rich.table import Table
 
-    try:
-        at = parse_at(args.at, now=time.time())
-        window = parse_duration(args.window)
-        timeline = _open(args)
-        history = parse_duration(args.history)
+    at = parse_at(args.at, now=time.time())
+    window = parse_duration(args.window)
+    history = parse_duration(args.history)
+    with _open(args) as timeline:
         explanation = explain(timeline, at, window=window, metric=args.metric, history=history)
-    except (TimeParseError, SourceError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        return EXIT_UNREADABLE
     if args.png:
         from jobcorr.web.app import dashboard_app
-        from jobcorr.web.png import RenderError, render_report_png
+        from jobcorr.web.png import render_report_png
 
         query = {"at": str(at), "window": args.window, "metric": args.metric}
+        app = dashboard_app(lambda: _open(args))
         try:
-            render_report_png(dashboard_app(lambda: _open(args)), query, args.png)
-        except RenderError as error:
-            console.print(f"[red]error:[/red] {error}")
-            return EXIT_UNREADABLE
+            render_report_png(app, query, args.png)
+        finally:
+            app.state.sources.close()
     if args.json:
         print(json.dumps(explanation_to_dict(explanation), indent=2))
         return EXIT_OK
-    console.print(explanation.conclusion)
+    console.print(printable(explanation.conclusion))
     spike = explanation.spike
     if spike is not None:
         words, quantity = narrative.METRIC_WORDS[spike.metric], narrative.quantity
         console.print(
-            f"[dim]{words} rose from {quantity(spike.metric, spike.baseline)} at "
-            f"{format_local(spike.rise_start)} to {quantity(spike.metric, spike.peak)} at "
-            f"{format_local(spike.peak_at)} ({spike.reason})[/dim]"
+            printable(
+                f"{words} rose from {quantity(spike.metric, spike.baseline)} at "
+                f"{format_local(spike.rise_start)} to {quantity(spike.metric, spike.peak)} at "
+                f"{format_local(spike.peak_at)} ({spike.reason})"
+            ),
+            style="dim",
         )
     if explanation.candidates:
         table = Table(title="evidence")
@@ -170,7 +202,7 @@ def _explain(args: argparse.Namespace) -> int:
                        "a run adds", "volume fit", "runs in the spike", "processed"):  # fmt: skip
             table.add_column(column)
         for candidate in explanation.candidates:
-            table.add_row(*_evidence_row(candidate, explanation.metric))
+            table.add_row(*_cells(*_evidence_row(candidate, explanation.metric)))
         console.print(table)
     return EXIT_OK
 
@@ -202,18 +234,14 @@ def _evidence_row(candidate: Candidate, metric: Metric) -> list[str]:
 
 def _dashboard(args: argparse.Namespace) -> int:
     require("dashboard", "starlette", "uvicorn")  # before the explain modules it also needs
-    from jobcorr.sources import SourceError
     from jobcorr.web.app import dashboard_app
     from jobcorr.web.auth import Credentials
-    from jobcorr.web.server import serve_forever
+    from jobcorr.web.server import check_bindable, serve_forever
 
     console = _console()
     credentials = Credentials.from_env(os.environ)  # refused now if a password is missing
-    try:
-        _open(args).close()  # fail now, with the reason, rather than on the first page load
-    except SourceError as error:
-        console.print(f"[red]error:[/red] {error}")
-        return EXIT_UNREADABLE
+    _open(args).close()  # fail now, with the reason, rather than on the first page load
+    check_bindable(args.host, args.port)
     app = dashboard_app(lambda: _open(args), credentials=credentials)
     console.print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     serve_forever(app, args.host, args.port)
@@ -223,37 +251,35 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _spikes(args: argparse.Namespace) -> int:
     from jobcorr.analysis import narrative, survey
     from jobcorr.analysis.report import survey_to_dict
-    from jobcorr.sources import SourceError
 
     console = _console()
     from rich.table import Table
 
-    try:
-        since = parse_duration(args.since)
-        timeline = _open(args)
-        now = time.time()
+    since = parse_duration(args.since)
+    now = time.time()
+    with _open(args) as timeline:
         surveyed = survey(timeline, now - since, now, metric=args.metric)
-    except (TimeParseError, SourceError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        return EXIT_UNREADABLE
     if args.json:
         print(json.dumps(survey_to_dict(surveyed), indent=2))
         return EXIT_OK
+    words = narrative.METRIC_WORDS[args.metric]
     if not surveyed:
-        console.print(f"No {narrative.METRIC_WORDS[args.metric]} spikes in the last {args.since}.")
+        console.print(f"No {words} spikes in the last {printable(args.since)}.")
         return EXIT_OK
-    table = Table(title=f"{narrative.METRIC_WORDS[args.metric]} spikes, last {args.since}")
+    table = Table(title=f"{words} spikes, last {printable(args.since)}")
     for column in ("peak at", "peak", "baseline", "why", "top job", "confidence"):
         table.add_column(column)
     for item in surveyed:
         spike = item.spike
         table.add_row(
-            format_local(spike.peak_at),
-            narrative.quantity(spike.metric, spike.peak),
-            narrative.quantity(spike.metric, spike.baseline),
-            spike.reason,
-            item.top.job if item.top else narrative.VERDICT_WORDS[item.verdict],
-            f"{item.top.confidence:.2f}" if item.top else "-",
+            *_cells(
+                format_local(spike.peak_at),
+                narrative.quantity(spike.metric, spike.peak),
+                narrative.quantity(spike.metric, spike.baseline),
+                spike.reason,
+                item.top.job if item.top else narrative.VERDICT_WORDS[item.verdict],
+                f"{item.top.confidence:.2f}" if item.top else "-",
+            )
         )
     console.print(table)
     return EXIT_OK
@@ -287,7 +313,7 @@ def _add_answer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jobcorr",
         description="Which background job was running when memory spiked, and what was it doing?",
     )
@@ -311,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JOB",
         help="also require series for this job in every job family (repeatable)",
     )
-    check.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    check.add_argument("--timeout", type=_seconds, default=10.0, help="seconds (default 10)")
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_check)
 
@@ -405,17 +431,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: jobcorr dashboard --source embedded:data/jobcorr.sqlite3 --port 8090",
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    dashboard.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    dashboard.add_argument("--port", type=_port, default=8090, help="port (default 8090)")
     _add_source_arguments(dashboard)
     dashboard.set_defaults(handler=_dashboard)
     return parser
 
 
+_TAKES_NEGATIVE = ("--at", "--since", "--window", "--history", "--timeout", "--port")
+
+
 def _attach_negative_values(argv: Sequence[str]) -> list[str]:
-    """`--at -15m` as `--at=-15m`: argparse would read "-15m" as an option."""
+    """`--at -15m` as `--at=-15m`: argparse would read "-15m" as an option (and a negative
+    `--window` would get "expected one argument" instead of what is wrong with it)."""
     result: list[str] = []
     for token in argv:
-        if result and result[-1] in ("--at", "--since") and token.startswith("-"):
+        if result and result[-1] in _TAKES_NEGATIVE and token.startswith("-"):
             result[-1] = f"{result[-1]}={token}"
         else:
             result.append(token)
@@ -429,8 +459,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except JobcorrError as error:
-        print(f"error: jobcorr {args.command}: {error}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return _fail(args.command, str(error))
+    except sqlite3.Error as error:
+        damaged = f"the store cannot be read ({error}): is it damaged? Point --source at "
+        return _fail(args.command, damaged + "another store, or restore this one")
+    except OSError as error:
+        return _fail(args.command, f"{error}; check the path and its permissions")
+    except KeyboardInterrupt:
+        return EXIT_WRONG
+
+
+def _fail(command: str, message: str) -> int:
+    """One line on stderr saying what went wrong and what to do."""
+    line = " ".join(printable(message).split())
+    print(f"jobcorr {command}: error: {line}", file=sys.stderr)
+    return EXIT_UNREADABLE
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 from jobcorr.contract import Metric
 from jobcorr.extras import require
@@ -151,3 +151,7 @@ class Timeline(Protocol):
 
     def close(self) -> None:
         """Release the connection; sources are also context managers that close on exit."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...

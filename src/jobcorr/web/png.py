@@ -20,6 +20,11 @@ from starlette.applications import Starlette
 from jobcorr.errors import JobcorrError
 from jobcorr.web.server import BackgroundServer
 
+RENDER_TIMEOUT = 180
+"""Seconds for Chromium to start, load the page and draw it, on a busy machine."""
+MAX_REASON = 160
+"""Characters of Chromium's last stderr line quoted in an error: the reason, not a log."""
+
 
 class RenderError(JobcorrError):
     """The PNG could not be made; the message says why and what to install."""
@@ -40,19 +45,34 @@ def find_chromium() -> str:
 def render_report_png(app: Starlette, query: dict[str, str], path: Path) -> Path:
     """Serve `app` on loopback for a moment and screenshot /report?query into `path`."""
     chromium = find_chromium()
+    if not path.resolve().parent.is_dir():
+        raise RenderError(f"cannot write {path}: no directory {path.resolve().parent}")
     server = BackgroundServer(app).start()
     try:
         with tempfile.TemporaryDirectory() as profile:
-            result = subprocess.run(
+            result = _run(
                 [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", f"--user-data-dir={profile}", "--window-size=1340,1380",
                  "--virtual-time-budget=20000", f"--screenshot={path.resolve()}",
-                 f"{server.url}/report?{urlencode(query)}"],
-                capture_output=True, text=True, timeout=180,
+                 f"{server.url}/report?{urlencode(query)}"]
             )  # fmt: skip
     finally:
         server.stop()
     if result.returncode != 0 or not path.is_file():
-        raise RenderError(f"Chromium could not render the report: {result.stderr.strip()[-400:]}")
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        last = lines[-1][-MAX_REASON:] if lines else "no message"
+        raise RenderError(
+            f"Chromium could not write {path} (exit {result.returncode}: {last}); check that "
+            "the file is writable and that Chromium starts (JOBCORR_CHROMIUM names another)"
+        )
     return path
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=RENDER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"Chromium took over {RENDER_TIMEOUT} s to render the report") from None
+    except OSError as error:
+        raise RenderError(f"cannot start Chromium ({command[0]}): {error.strerror}") from None

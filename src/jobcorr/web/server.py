@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
+
+from jobcorr.errors import JobcorrError
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise JobcorrError, saying what to do, unless `host:port` can be listened on now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise JobcorrError(
+            f"cannot listen on {host}:{port}: {reason}; pick another --port or --host"
+        ) from None
 
 
 def serve_forever(app: Any, host: str, port: int) -> None:

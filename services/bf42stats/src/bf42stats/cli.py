@@ -12,9 +12,17 @@ import uvicorn
 
 import jobcorr
 from bf42stats.app import Service, create_app
-from bf42stats.config import ConfigError, add_arguments, load_settings
+from bf42stats.config import (
+    PORT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    ConfigError,
+    add_arguments,
+    load_settings,
+    prepare_data_dir,
+)
 from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app
-from jobcorr.web.server import BackgroundServer
+from jobcorr.web.server import BackgroundServer, check_bindable
 
 DEMO_SURGE = "+2m=200/3m"
 
@@ -27,7 +35,9 @@ def _surge(text: str) -> Surge:
 
 
 def _add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--servers", type=int, default=12, help="simulated servers (default 12)")
+    parser.add_argument(
+        "--servers", type=POSITIVE_INT, default=12, help="simulated servers (default 12)"
+    )
     parser.add_argument("--seed", type=int, default=42, help="world seed (default 42)")
     parser.add_argument(
         "--surge",
@@ -71,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: bf42-stats simulate-feed --port 8081 --surge +2m=200",
     )
     simulate.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    simulate.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    simulate.add_argument("--port", type=PORT, default=8081, help="port (default 8081)")
     simulate.add_argument(
-        "--time-scale", type=float, default=1.0, help="world seconds per wall second (default 1)"
+        "--time-scale",
+        type=POSITIVE_FLOAT,
+        default=1.0,
+        help="world seconds per wall second (default 1)",
     )
     _add_simulation_arguments(simulate)
     return parser
@@ -81,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(args)
+    prepare_data_dir(settings)
+    check_bindable(settings.host, settings.port)
     feed: BackgroundServer | None = None
     if args.demo:
         world = SimulatedWorld(
@@ -110,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    check_bindable(args.host, args.port)
     world = SimulatedWorld(
         args.servers, seed=args.seed, surges=args.surge, time_scale=args.time_scale
     )

@@ -11,8 +11,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -59,6 +61,24 @@ def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
+
+
+def _flag_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` as an argparse type: its reason in argparse's error, not a traceback."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            reason = error if str(error).startswith("must") else "is not a valid value"
+            raise argparse.ArgumentTypeError(f"{text!r} {reason}") from None
+
+    return convert
+
+
+POSITIVE_INT = _flag_type(_positive_int)
+POSITIVE_FLOAT = _flag_type(_positive_float)
+PORT = _flag_type(_port)
 
 
 @dataclass(frozen=True)
@@ -169,3 +189,17 @@ def load_settings(
             raise ConfigError(f"{origin}={raw!r} {reason}") from None
     values["data_dir"] = Path(values["data_dir"])
     return Settings(**values)
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data directory and prove it writable, or raise ConfigError saying so."""
+    probe = settings.data_dir / ".bf42stats-write-test"
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"BF42_DATA_DIR / --data-dir {str(settings.data_dir)!r} cannot be written "
+            f"({error.strerror}): choose a writable directory"
+        ) from None
