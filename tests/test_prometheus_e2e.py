@@ -68,8 +68,11 @@ def start_prometheus(
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, Prometheus]]:
-    """(Prometheus with the generated scrape config, Prometheus with default labels)."""
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Prometheus, Prometheus, Prometheus]]:
+    """(Prometheus with the generated scrape config, one with default labels, one with
+    default labels and the README's relabelling)."""
     tmp = tmp_path_factory.mktemp("e2e")
     app_port = free_port()
     service = bf42_stats(
@@ -78,6 +81,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Promethe
     generated = scrape_config(LOCAL, [f"127.0.0.1:{app_port}"])["scrape_configs"][0]
     honoring, prom = start_prometheus(tmp / "honor", generated, rule_groups(LOCAL))
     defaulting, plain = start_prometheus(tmp / "default", {**generated, "honor_labels": False})
+    relabelling, relabelled = start_prometheus(
+        tmp / "relabel",
+        {**generated, "honor_labels": False, "metric_relabel_configs": RESTORE_JOB},
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -92,13 +99,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Promethe
                 break
         else:
             pytest.fail("the jobs did not all show up in Prometheus within 90 s")
-        yield prom, plain
+        yield prom, plain, relabelled
     finally:
-        for process in (honoring, defaulting, service):
+        for process in (honoring, defaulting, relabelling, service):
             process.send_signal(signal.SIGTERM)
         honoring.wait(timeout=30)
         defaulting.wait(timeout=30)
+        relabelling.wait(timeout=30)
         service.communicate(timeout=60)
+
+
+RESTORE_JOB = [
+    {"source_labels": ["exported_job"], "target_label": "job", "regex": "(.+)"},
+    {"action": "labeldrop", "regex": "exported_job"},
+]
+"""The README's fix where `overrideHonorLabels: true` cannot be changed (as Prometheus
+config; the ServiceMonitor's metricRelabelings say the same in camelCase)."""
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +141,7 @@ def test_every_seed_query_evaluates_and_answers(prometheus: Prometheus, entry: d
 def grafana_to_promql(expr: str) -> str:
     for variable in ("$namespace", "$pod", "$instance"):
         expr = expr.replace(variable, ".*")
-    return expr.replace("$__rate_interval", "5s")
+    return expr.replace("$__rate_interval", "1m")  # scrapes come late on a busy machine
 
 
 def dashboard_expressions() -> list[str]:
@@ -155,10 +171,20 @@ def test_every_rule_expression_evaluates(prometheus: Prometheus, rule: dict) -> 
 
 
 def test_without_honor_labels_the_seeds_job_selector_returns_nothing(servers) -> None:
-    honoring, plain = servers
+    honoring, plain, _ = servers
     selector = 'rate(bg_job_executions_total{job="clickhouse_sync"}[1m])'
     assert honoring.query(selector)
     assert plain.query("bg_job_executions_total")  # scraped, but ...
     assert plain.query(selector) == []  # ... the seed's selector finds nothing
     renamed = plain.query('bg_job_executions_total{exported_job="clickhouse_sync"}')
     assert renamed and {s["metric"]["job"] for s in renamed} == {DESCRIPTION.service}
+
+
+def test_where_honor_labels_is_overridden_the_readmes_relabelling_restores_job(servers) -> None:
+    _, _, relabelled = servers
+    selector = 'rate(bg_job_executions_total{job="clickhouse_sync"}[1m])'
+    assert relabelled.query(selector)
+    assert relabelled.query('{exported_job!=""}') == []
+    assert {s["metric"]["job"] for s in relabelled.query("process_resident_memory_bytes")} == {
+        DESCRIPTION.service
+    }
