@@ -3,6 +3,7 @@ after 3 tasks) and a real redis-server."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from support import RedisServer, free_port
 RUNNERS = Path(__file__).parent / "runners"
 MIB = 1 << 20
 WORKER_START_SECONDS = 90  # a cold celery worker on a busy 2-core machine takes 5-20 s
+QUIET_SECONDS = 30  # recorded before the spike: explain compares the climb with it
 SETTLE_SECONDS = 60  # results, metrics and the recorder's 5 s flush, with margin
 
 
@@ -52,6 +54,7 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     )  # fmt: skip
     celery_app.metrics_url = f"http://127.0.0.1:{port}/metrics"
     celery_app.store = tmp / "jobcorr.sqlite3"
+    celery_app.started = time.time()
     try:
         celery_app.noop.delay().get(timeout=WORKER_START_SECONDS)
         yield celery_app
@@ -202,3 +205,28 @@ def test_a_retry_is_a_failed_attempt_and_an_expired_task_is_skipped(worker) -> N
         "the expired task to be counted as skipped",
     )
     assert count(worker, "bg_job_executions_total", "celery_app_innocent") == executions
+
+
+def test_explain_over_the_worker_recording_names_the_hungry_task(worker) -> None:
+    time.sleep(max(0.0, worker.started + QUIET_SECONDS - time.time()))  # a baseline to rise from
+    hungry = worker.hungry.delay(300, 6.0)
+    innocent = worker.innocent.delay(6.0)
+    hungry_pid, hungry_start, hungry_end = hungry.get(timeout=SETTLE_SECONDS)
+    innocent_pid, innocent_start, innocent_end = innocent.get(timeout=SETTLE_SECONDS)
+    assert hungry_pid != innocent_pid
+    assert max(hungry_start, innocent_start) + 2 < min(hungry_end, innocent_end)
+    wait_for(
+        lambda: any(
+            run.started_at <= hungry_start <= (run.ended_at or 0)
+            for run in stored_runs(worker, "celery_app_hungry")
+        ),
+        "the run in the recorder's store",
+    )
+    explain = subprocess.run(
+        [sys.executable, "-m", "jobcorr.cli", "explain", "--source", f"embedded:{worker.store}",
+         "--at", str(round((hungry_start + hungry_end) / 2)), "--window", "30s", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert explain.returncode == 0, explain.stderr
+    answer = json.loads(explain.stdout)
+    assert answer["blamed"] == "celery_app_hungry", answer["conclusion"]

@@ -28,6 +28,16 @@ CHILD_CPU = "jobcorr_child_cpu_seconds_total"
 """Recorder series of one child's CPU time (label `pid`); a new pid starts a new series."""
 
 
+def child_samples() -> list[tuple[str, dict[str, str], str, float]]:
+    """The recorder's rows for this process's children: (series, labels, kind, value)."""
+    rows: list[tuple[str, dict[str, str], str, float]] = []
+    for child in children():
+        labels = {"pid": str(child.pid)}
+        rows.append((CHILD_MEMORY, labels, "gauge", float(child.rss_bytes)))
+        rows.append((CHILD_CPU, labels, "counter", child.cpu_seconds))
+    return rows
+
+
 class Usage(NamedTuple):
     pid: int
     ppid: int

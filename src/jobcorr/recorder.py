@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from jobcorr import contract
 from jobcorr.backlog import Backlog
+from jobcorr.processes import child_samples
 from jobcorr.runtime import cgroup_working_set_bytes, usable_cores
 from jobcorr.store import RAW_RETENTION_SECONDS, ROLLUP_RETENTION_SECONDS, Store
 from jobcorr.tracking import RunRecord, RunStart, add_run_listener, add_run_start_listener
@@ -242,6 +243,7 @@ class Recorder:
     def _sample(self) -> list[Row]:
         rows = list(recorded_samples(self.registry))
         rows.extend((name, {}, "gauge", value) for name, value in host_samples())
+        rows.extend(child_samples())  # a pool's children (Celery prefork, RQ's work-horse)
         return rows
 
     @staticmethod

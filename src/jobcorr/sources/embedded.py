@@ -13,6 +13,7 @@ import numpy as np
 
 from jobcorr import contract
 from jobcorr.contract import Metric
+from jobcorr.processes import CHILD_CPU, CHILD_MEMORY
 from jobcorr.recorder import CGROUP_SERIES, USABLE_CORES_SERIES
 from jobcorr.sources import Source, SourceError
 from jobcorr.store import SeriesInfo, Store, StoreError
@@ -24,6 +25,8 @@ JOB_CPU = contract.CPU.exposed_name
 LOGS = contract.LOG_RECORDS.exposed_name
 GC = contract.PYTHON_GC_COLLECTIONS
 _NOT_VOLUMES = {
+    CHILD_MEMORY,
+    CHILD_CPU,
     CGROUP_SERIES,
     USABLE_CORES_SERIES,
     *(family.exposed_name for family in contract.CONTRACT),
@@ -92,11 +95,11 @@ class EmbeddedTimeline(Source):
 
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
         if metric == "memory":
-            found = self._find(MEMORY)
-            return self._read(found[0], start, end, step) if found else Series.empty()
+            return self._memory(start, end, step)
         ticks = self._ticks(start, end, step)
         if metric == "cpu":
-            return self._capped(self._counter(CPU, ticks, start, end, step).rate(), start, end)
+            cpu = self._counter((CPU, CHILD_CPU), ticks, start, end, step)
+            return self._capped(cpu.rate(), start, end)
         return self._counter(LOGS if metric == "logs" else GC, ticks, start, end, step).rate()
 
     def owned(
@@ -121,6 +124,22 @@ class EmbeddedTimeline(Source):
         owned = sum((rate.values for rate in by_job.values()), np.zeros(len(process)))
         return Ownership(by_job, Series(process.times, np.maximum(process.values - owned, 0.0)))
 
+    def _memory(self, start: float, end: float, step: float | None) -> Series:
+        """The process's resident memory plus its children's (a pool's processes) at each
+        tick; a child counts only on the ticks it was sampled, so one that ended drops out."""
+        found = self._find(MEMORY)
+        if not found:
+            return Series.empty()
+        memory = self._read(found[0], start, end, step)
+        total = memory.values.copy()
+        for info in self._find(CHILD_MEMORY):
+            child = self._read(info, start, end, step)
+            index = np.searchsorted(memory.times, child.times)
+            on_tick = index < len(memory)
+            on_tick[on_tick] = memory.times[index[on_tick]] == child.times[on_tick]
+            np.add.at(total, index[on_tick], child.values[on_tick])
+        return Series(memory.times, total)
+
     def _ticks(self, start: float, end: float, step: float | None) -> FloatArray:
         """The recorder's ticks in [start, end] (minutes when `step` asks): every series is
         sampled on them, so counters read on them line up, and a counter's first sample
@@ -139,10 +158,16 @@ class EmbeddedTimeline(Source):
         return Series(cores.times, limited)
 
     def _counter(
-        self, name: str, ticks: FloatArray, start: float, end: float, step: float | None
+        self,
+        names: str | tuple[str, ...],
+        ticks: FloatArray,
+        start: float,
+        end: float,
+        step: float | None,
     ) -> Series:
-        """The sum of every series of counter `name`, on `ticks`."""
-        parts = [self._read(info, start, end, step) for info in self._find(name)]
+        """The sum of every series of counter `names`, on `ticks`."""
+        wanted = (names,) if isinstance(names, str) else names
+        parts = [self._read(info, start, end, step) for name in wanted for info in self._find(name)]
         return _sum_carried(parts, ticks)
 
     def _by_job(
