@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +20,15 @@ from jobcorr.artifacts import render_all, write_all
 from jobcorr.artifacts.export import stale
 from jobcorr.artifacts.grafana import expressions
 from jobcorr.artifacts.rules import alerts, unit_test_cases
+from support import require_tool
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool comes with Debian's prometheus package (.ci/run installs it)"
-)
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return require_tool("promtool", "prometheus")
 
 
 def load_yaml_documents(path: Path) -> list[dict]:
@@ -60,14 +61,13 @@ def test_export_check_names_what_is_out_of_date(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "cannot load description" in bad.stderr
 
 
-@needs_promtool
 @pytest.mark.parametrize("directory", ["kubernetes", "prometheus"])
-def test_promtool_checks_and_unit_tests_the_rules(directory: str) -> None:
-    check = subprocess.run([PROMTOOL, "check", "rules", "rules.yml"], cwd=DEPLOY / directory,
+def test_promtool_checks_and_unit_tests_the_rules(directory: str, promtool: str) -> None:
+    check = subprocess.run([promtool, "check", "rules", "rules.yml"], cwd=DEPLOY / directory,
                            capture_output=True, text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 7 rules found" in check.stdout
-    test = subprocess.run([PROMTOOL, "test", "rules", "rules.test.yml"], cwd=DEPLOY / directory,
+    test = subprocess.run([promtool, "test", "rules", "rules.test.yml"], cwd=DEPLOY / directory,
                           capture_output=True, text=True)  # fmt: skip
     assert test.returncode == 0, test.stdout + test.stderr
 
@@ -241,8 +241,9 @@ def grafana_to_promql(expr: str) -> str:
     return expr.replace("$__rate_interval", "1m")
 
 
-@needs_promtool
-def test_every_dashboard_expression_parses_and_rates_use_rate_interval(tmp_path: Path) -> None:
+def test_every_dashboard_expression_parses_and_rates_use_rate_interval(
+    tmp_path: Path, promtool: str
+) -> None:
     exprs = [
         expr
         for directory in DASHBOARDS
@@ -257,7 +258,7 @@ def test_every_dashboard_expression_parses_and_rates_use_rate_interval(tmp_path:
         {"record": f"dashboard:expr{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)
     ]}]}  # fmt: skip
     (tmp_path / "exprs.yml").write_text(yaml.safe_dump(rules))
-    check = subprocess.run([PROMTOOL, "check", "rules", "exprs.yml"], cwd=tmp_path,
+    check = subprocess.run([promtool, "check", "rules", "exprs.yml"], cwd=tmp_path,
                            capture_output=True, text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
 

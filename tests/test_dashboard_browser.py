@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -22,20 +21,16 @@ from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.web.app import dashboard_app
 from jobcorr.web.server import BackgroundServer
 from scenarios.harness import Ran
-from support import bf42_stats, free_port
+from support import bf42_stats, free_port, require_tool
 
-CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium package (.ci/run installs it)"
-)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=require_tool("chromium", "chromium"),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"],
         )  # fmt: skip

@@ -8,7 +8,6 @@ the test can show the seed's `{job="..."}` defect and its fix side by side.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -23,16 +22,11 @@ from bf42stats.deploy import DESCRIPTION
 from jobcorr.artifacts.grafana import correlation_dashboard, expressions, runtime_dashboard
 from jobcorr.artifacts.kubernetes import scrape_config
 from jobcorr.artifacts.rules import rule_groups
-from support import bf42_stats, free_port
+from support import bf42_stats, free_port, require_tool
 
-PROMETHEUS = shutil.which("prometheus")
 JOBS = {"stats_collection", "clickhouse_sync", "ranking_calc", "gamification"}
 SEED = yaml.safe_load((Path(__file__).parent / "fixtures/seed_queries.yml").read_text())
 LOCAL = DESCRIPTION.plain()
-
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="needs Debian's prometheus package (.ci/run installs it)"
-)
 
 
 class Prometheus:
@@ -60,7 +54,7 @@ def start_prometheus(
         config["rule_files"] = [str(tmp / "rules.yml")]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     process = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}",
+        [require_tool("prometheus", "prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
          f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip

@@ -4,7 +4,6 @@ embedded store's on the ground-truth scenarios."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,10 +18,8 @@ from jobcorr.sources import SourceError
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.sources.prometheus import PrometheusTimeline
 from scenarios.harness import Ran
-from support import free_port
+from support import free_port, require_tool
 
-PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
-VICTORIA = shutil.which("victoria-metrics")
 WINDOW, HISTORY = 3.0, 60.0
 
 
@@ -59,8 +56,8 @@ def wait_ready(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus_url(ran: list[Ran], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (PROMETHEUS and PROMTOOL):
-        pytest.skip("needs Debian's prometheus package (.ci/run installs it)")
+    prometheus = require_tool("prometheus", "prometheus")
+    promtool = require_tool("promtool", "prometheus")
     tmp = tmp_path_factory.mktemp("prometheus")
     families: dict[str, tuple[str, list[str]]] = {}
     for scenario in ran:  # OpenMetrics wants each family once: merge the scenarios' files
@@ -76,14 +73,14 @@ def prometheus_url(ran: list[Ran], tmp_path_factory: pytest.TempPathFactory) -> 
     for family, (kind, lines) in sorted(families.items()):
         text += [f"# TYPE {family} {kind}", *sorted(lines, key=lambda ln: ln.rsplit(" ", 2)[0])]
     (tmp / "backfill.om").write_text("\n".join([*text, "# EOF", ""]))
-    backfill = [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "backfill.om")]
+    backfill = [promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "backfill.om")]
     subprocess.run([*backfill, str(tmp / "data")], check=True, capture_output=True)
     users = {"jobcorr": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()}
     (tmp / "web.yml").write_text(yaml.safe_dump({"basic_auth_users": users}))
     (tmp / "prometheus.yml").write_text("global: {}\n")
     port = free_port()
     server = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}",
+        [prometheus, f"--config.file={tmp / 'prometheus.yml'}",
          f"--storage.tsdb.path={tmp / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={tmp / 'web.yml'}",
          "--storage.tsdb.retention.time=100y"],
@@ -110,12 +107,11 @@ def prometheus_url(ran: list[Ran], tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def victoria_url(ran: list[Ran], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not VICTORIA:
-        pytest.skip("needs Debian's victoria-metrics package (.ci/run installs it)")
+    victoria = require_tool("victoria-metrics", "victoria-metrics")
     tmp = tmp_path_factory.mktemp("victoria")
     port = free_port()
     server = subprocess.Popen(
-        [VICTORIA, f"-storageDataPath={tmp}", f"-httpListenAddr=127.0.0.1:{port}",
+        [victoria, f"-storageDataPath={tmp}", f"-httpListenAddr=127.0.0.1:{port}",
          "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 
 import jobcorr
 from jobcorr.metrics import job_metrics
+from support import missing
 
 
 def state(registry, job):
@@ -160,7 +161,7 @@ def test_peak_rss_catches_a_spike_shorter_than_the_sampling_interval(registry, r
     from jobcorr.tracking import _sampler
 
     if _sampler.method != "hwm":
-        pytest.skip("exact peaks need a writable /proc/self/clear_refs")
+        missing("a writable /proc/self/clear_refs (exact peaks)")
     size = 200 * 1024 * 1024
     with jobcorr.track("ranking_calc", registry=registry):
         time.sleep(0.05)  # the sampler is ticking
