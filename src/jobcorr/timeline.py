@@ -84,7 +84,9 @@ class VolumeSeries:
 
     @property
     def title(self) -> str:
-        """For people: `player_metrics (bg_clickhouse_records_synced_total)`, or the name."""
+        """For people: `player_metrics (bg_clickhouse_records_synced_total)`, or the name.
+        Sources keep only the labels that name a volume (`operation`, `game`), not target
+        labels such as `instance`, `pod` or `namespace`."""
         values = ",".join(value for _, value in sorted(self.labels.items()))
         return f"{values} ({self.name})" if values else self.name
 
@@ -115,6 +117,9 @@ class RunSpan:
     exact: bool = True
     pid: int | None = None
     """The process that ran it (run records only): a pool's child owns its whole memory."""
+    placed: bool = False
+    """Rebuilt from scrapes with only its count and duration known: its start and end were
+    placed between two scrapes, not read."""
 
     def overlap(self, start: float, end: float, now: float) -> float:
         """Seconds of [start, end] during which this run was going."""

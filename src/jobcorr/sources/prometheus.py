@@ -1,18 +1,23 @@
 """Prometheus (or any engine speaking its HTTP API: VictoriaMetrics, Thanos, Mimir) as a
 Timeline.
 
+Only the service's own series are read: those matching `match` (e.g. `{pod="bf42stats-0"}`)
+or, without it, those of the targets (`instance`) that expose jobcorr's job metrics; never
+alert state (`ALERTS`), recording rules (names with a colon) or other exporters' series.
+
 Series come from `/api/v1/query_range`, in chunks of at most 11 000 points per series
 (Prometheus's limit), sent as POST so long queries fit. The step is the scrape interval,
-estimated from `count_over_time` unless given.
+read from the data (the median step between the raw samples of the service's memory
+series in the ten minutes before the window; the targets' `scrapeInterval` when there are
+none), unless given: a process younger than the lookback is read at its real step.
 
-Runs are rebuilt from the gauges, not recorded: each new value of
-`bg_job_last_start_timestamp_seconds` is a run's start, and once `bg_job_in_progress`
-is back to 0 its end is that start plus `bg_job_last_duration_seconds`. Starts and ends
-are therefore exact to the millisecond, but only the last run of each job between two
-scrapes is seen: at a 30 s scrape, a job that runs more often than every 30 s loses runs,
-and a run shorter than the scrape interval is found only if no other run of the same job
-follows it within that interval. What a run processed is the increase of the service's
-counters during it; failures, the increase of `bg_job_failures_total`.
+Runs are rebuilt, not recorded, from the raw scrapes of `bg_job_last_start_timestamp_seconds`,
+`bg_job_last_duration_seconds`, `bg_job_in_progress` and the counters of finished runs, their
+durations and failures (`jobcorr.sources.rebuild`): every run that ended between two scrapes
+is counted, even when no scrape fell inside it; the last of them is exact to the
+millisecond, the others are placed evenly between the scrapes. What a run processed is the
+increase of the service's counters from the scrape before it to the scrape after it,
+shared among the runs of its job in that span.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from jobcorr.extras import require
 require("explain", "httpx")
 
 import math
+import re
+import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -31,16 +38,44 @@ import numpy as np
 from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.sources import Source, SourceError
+from jobcorr.sources.rebuild import JobScrapes, rebuild_runs
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
+from jobcorr.times import TimeParseError, parse_duration
 
 MAX_POINTS = 11_000
 MAX_CHUNKS = 8
+SCRAPE_LOOKBACK = 600.0
+"""Seconds of raw samples read to measure the scrape interval: 20 scrapes at 30 s, and
+cheap at 1 s."""
+DEFAULT_INTERVAL = 15.0
+"""Prometheus's usual scrape interval, when neither the data nor the targets tell."""
+RUN_REACH = 300.0
+"""Seconds before a window searched for the start of a run still going at its beginning."""
+_OTHER_EXPORTERS = (
+    *("go_", "prometheus_", "scrape_", "promhttp_", "net_", "node_"),
+    *("container_", "kube_", "cgroup_", "jobcorr_"),
+)
 _NOT_VOLUMES = (
-    *("process_", "python_", "go_", "prometheus_", "scrape_", "promhttp_", "net_", "node_"),
-    *("container_", "kube_", "cgroup_", "bg_job_", "bg_log_records"),
+    *contract.RUNTIME_PREFIXES,
+    *_OTHER_EXPORTERS,
+    *(family.name for family in contract.CONTRACT),
 )
 _NOT_VOLUME_SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_info")
+_RULE_OUTPUTS = {"ALERTS", "ALERTS_FOR_STATE", "up"}
+"""Series Prometheus itself writes for every target or rule, never the service's."""
+_TARGET_LABELS = ("__name__", "instance", "job")
+"""Labels every scraped series carries; never part of a volume's name."""
 MAX_VOLUME_NAMES = 50
+_JOB_SERIES = {
+    "last_start": contract.LAST_START.exposed_name,
+    "last_duration": contract.LAST_DURATION.exposed_name,
+    "in_progress": contract.IN_PROGRESS.exposed_name,
+    "executions": contract.EXECUTIONS.exposed_name,
+    "duration_sum": f"{contract.DURATION.name}_sum",
+    "failures": contract.FAILURES.exposed_name,
+    "last_success": contract.LAST_SUCCESS.exposed_name,
+}
+"""`JobScrapes` field -> the series it is read from."""
 
 
 class PrometheusTimeline(Source):
@@ -59,7 +94,9 @@ class PrometheusTimeline(Source):
         auth = httpx.BasicAuth(username, password or "") if username else None
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, auth=auth, headers=headers, timeout=timeout)
-        self._matchers = (match or "").strip().removeprefix("{").removesuffix("}").strip()
+        self._match = (match or "").strip().removeprefix("{").removesuffix("}").strip()
+        self._matchers: str | None = None  # the service's, found on first use
+        self._instances: list[str] = []
         self._step = step
 
     def refresh(self) -> None:
@@ -101,8 +138,28 @@ class PrometheusTimeline(Source):
             )
         return body["data"]
 
+    def _service(self) -> str:
+        """Matchers of the service's own series: `match`, or the instances (targets) that
+        expose jobcorr's job metrics."""
+        if self._matchers is None:
+            self._matchers = self._match
+            if not self._match:
+                names = "|".join(
+                    (contract.EXECUTIONS.exposed_name, contract.LOG_RECORDS.exposed_name)
+                )
+                self._instances = sorted(self._post(
+                    "/api/v1/label/instance/values",
+                    {"match[]": f'{{__name__=~"{names}"}}'},
+                    method="GET",  # the label values endpoint takes no POST
+                ))  # fmt: skip
+                if self._instances:
+                    pattern = "|".join(_regex_literal(value) for value in self._instances)
+                    self._matchers = f'instance=~"{pattern}"'
+        return self._matchers
+
     def _selector(self, name: str) -> str:
-        return f"{name}{{{self._matchers}}}" if self._matchers else name
+        matchers = self._service()
+        return f"{name}{{{matchers}}}" if matchers else name
 
     def query_range(
         self, expr: str, start: float, end: float, step: float
@@ -132,24 +189,54 @@ class PrometheusTimeline(Source):
             if values
         ]
 
-    def _instant(self, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
-        data = self._post("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
-        return [(r["metric"], float(r["value"][1])) for r in data["result"]]
+    def _raw(self, name: str, start: float, end: float) -> list[tuple[dict[str, str], Series]]:
+        """The raw samples (as scraped) of every series of `name` in (start, end]."""
+        span = f"{max(1, math.ceil((end - start) * 1000))}ms"
+        data = self._post(
+            "/api/v1/query", {"query": f"{self._selector(name)}[{span}]", "time": f"{end:.3f}"}
+        )
+        return [
+            (result["metric"], Series.of([(float(t), float(v)) for t, v in result["values"]]))
+            for result in data["result"]
+        ]
 
     # --- Timeline --------------------------------------------------------------------
 
     @property
     def resolution(self) -> float:
-        return self._step if self._step is not None else 15.0
+        return self._ensure_step(time.time())
 
     def _ensure_step(self, near: float) -> float:
         if self._step is None:
-            counts = self._instant(
-                f"count_over_time({self._selector('process_resident_memory_bytes')}[5m])", near
-            )
-            best = max((count for _, count in counts), default=0.0)
-            self._step = 300 / best if best >= 2 else 15.0
+            self._step = self._measured_interval(near)
         return self._step
+
+    def _measured_interval(self, near: float) -> float:
+        """The scrape interval: the median step between the raw samples of the service's
+        memory series before `near`; else the targets' configured interval."""
+        raw = self._raw(contract.PROCESS_RESIDENT_MEMORY, near - SCRAPE_LOOKBACK, near)
+        steps = [np.diff(series.times) for _, series in raw if len(series) >= 2]
+        if steps:
+            return float(np.median(np.concatenate(steps)))
+        return self._configured_interval() or DEFAULT_INTERVAL
+
+    def _configured_interval(self) -> float | None:
+        """The median `scrapeInterval` of the service's targets (Prometheus's target
+        metadata), or None where the engine has none (VictoriaMetrics without vmagent)."""
+        try:
+            data = self._post("/api/v1/targets", {"state": "active"}, method="GET")
+        except SourceError:
+            return None
+        intervals = []
+        for target in data.get("activeTargets", []):
+            instance = target.get("labels", {}).get("instance")
+            if self._instances and instance not in self._instances:
+                continue
+            try:
+                intervals.append(parse_duration(target.get("scrapeInterval", "")))
+            except TimeParseError:
+                continue
+        return float(np.median(intervals)) if intervals else None
 
     def _step_for(self, start: float, end: float) -> float:
         step = self._ensure_step(end)
@@ -193,7 +280,8 @@ class PrometheusTimeline(Source):
         return Ownership(by_job, Series(process.times, np.maximum(process.values - owned, 0.0)))
 
     def _volume_names(self, start: float, end: float) -> list[str]:
-        selector = f'{{__name__=~".+", {self._matchers}}}' if self._matchers else '{__name__=~".+"}'
+        matchers = self._service()
+        selector = f'{{__name__=~".+", {matchers}}}' if matchers else '{__name__=~".+"}'
         data = self._post(
             "/api/v1/label/__name__/values",
             {"match[]": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"},
@@ -201,68 +289,95 @@ class PrometheusTimeline(Source):
         )
         names = [
             name for name in data
-            if name != "up" and not name.startswith(_NOT_VOLUMES)
-            and not name.endswith(_NOT_VOLUME_SUFFIXES)
+            if name not in _RULE_OUTPUTS and ":" not in name  # recording rules have colons
+            and not name.startswith(_NOT_VOLUMES) and not name.endswith(_NOT_VOLUME_SUFFIXES)
         ]  # fmt: skip
         return sorted(names)[:MAX_VOLUME_NAMES]
 
     def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
         step = max(step or 0.0, self._step_for(start, end))
+        target = self._target_labels(start, end)
         found = []
         for name in self._volume_names(start, end):
-            for labels, series in self.query_range(self._selector(name), start, end, step):
-                kept = {k: v for k, v in labels.items() if k not in ("__name__", "instance", "job")}
-                if name.endswith("_total"):
-                    found.append(VolumeSeries(name, kept, "counter", series))
-                else:
-                    found.append(VolumeSeries(name, kept, "gauge", series))
+            kind: Literal["counter", "gauge"] = "counter" if name.endswith("_total") else "gauge"
+            series = self.query_range(self._selector(name), start, end, step)
+            for labels, summed in _by_naming_labels(series, target):
+                found.append(VolumeSeries(name, labels, kind, summed))
         return found
 
+    def _target_labels(self, start: float, end: float) -> set[str]:
+        """Labels the scrape adds (`instance`, `job`, `pod`, ...): those of the service's
+        memory series, which the process itself exposes without labels."""
+        names = self._post(
+            "/api/v1/labels",
+            {"match[]": self._selector(contract.PROCESS_RESIDENT_MEMORY),
+             "start": f"{start:.3f}", "end": f"{end:.3f}"},
+            method="GET",
+        )  # fmt: skip
+        return {*names, *_TARGET_LABELS}
+
     def runs(self, start: float, end: float) -> list[RunSpan]:
-        step = self._step_for(start, end)
-        reach = start - 300  # a run going at `start` began before it
-
-        def by_job(name: str) -> dict[str, Series]:
-            return {
-                labels.get("job", ""): series
-                for labels, series in self.query_range(self._selector(name), reach, end, step)
-            }
-
-        starts = by_job("bg_job_last_start_timestamp_seconds")
-        durations = by_job("bg_job_last_duration_seconds")
-        in_progress = by_job("bg_job_in_progress")
-        failures = by_job("bg_job_failures_total")
+        reach = start - RUN_REACH  # a run going at `start` began before it
+        scrapes: dict[tuple[tuple[str, str], ...], dict[str, Series]] = defaultdict(dict)
+        for field, name in _JOB_SERIES.items():
+            for labels, series in self._raw(name, reach, end):
+                key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+                scrapes[key][field] = series
         counters = [v for v in self.volumes(reach, end) if v.kind == "counter"]
-        runs = []
-        for job, last_start in starts.items():
-            for begin, finish in _rebuild(last_start, durations.get(job), in_progress.get(job)):
-                if (finish if finish is not None else end) < start or begin > end:
+        runs: list[RunSpan] = []
+        for key, found in scrapes.items():
+            job = dict(key).get("job", "")
+            if "executions" not in found or "last_start" not in found:
+                continue
+            rebuilt = rebuild_runs(
+                JobScrapes(**{f: found.get(f, Series.empty()) for f in _JOB_SERIES})
+            )
+            grid = found["executions"].times
+            spans = [
+                _scrape_span(grid, r.start, r.end if r.end is not None else end) for r in rebuilt
+            ]
+            for run, span in zip(rebuilt, spans, strict=True):
+                if (run.end if run.end is not None else end) < start or run.start > end:
                     continue
-                until = (finish if finish is not None else end) + step
-                failed = _increase(failures.get(job), begin, until) > 0
-                volumes = {v.title: amount for v in counters
-                           if (amount := _increase(v.series, begin, until)) > 0}  # fmt: skip
-                status = "running" if finish is None else "failure" if failed else "success"
-                runs.append(RunSpan(f"{job}@{begin:.3f}", job, begin, finish, status, volumes,
-                                    exact=False))  # fmt: skip
+                sharing = spans.count(span)
+                volumes = {v.title: amount / sharing for v in counters
+                           if (amount := _increase(v.series, *span)) > 0}  # fmt: skip
+                status = "running" if run.end is None else "failure" if run.failed else "success"
+                runs.append(RunSpan(f"{job}@{run.start:.3f}", job, run.start, run.end, status,
+                                    volumes, exact=False, placed=run.placed))  # fmt: skip
         return sorted(runs, key=lambda run: run.start)
 
 
-def _rebuild(
-    last_start: Series, last_duration: Series | None, in_progress: Series | None
-) -> list[tuple[float, float | None]]:
-    """(start, end or None) of every run the gauges show; see the module docstring."""
-    runs: list[list[float | None]] = []
-    for t, started in zip(last_start.times, last_start.values, strict=True):
-        if started <= 0:
-            continue
-        if not runs or runs[-1][0] != started:
-            runs.append([float(started), None])
-        going = in_progress.at(t) if in_progress is not None else 0.0
-        duration = last_duration.at(t) if last_duration is not None else None
-        if runs[-1][1] is None and not going and duration is not None:
-            runs[-1][1] = float(started) + duration
-    return [(float(begin), end) for begin, end in runs if begin is not None]
+def _by_naming_labels(
+    found: list[tuple[dict[str, str], Series]], target: set[str]
+) -> list[tuple[dict[str, str], Series]]:
+    """One metric's series keyed by the labels that name them (`operation`, `game`), not
+    by the `target` labels the scrape added; series left with the same key (one per
+    instance) are summed."""
+    merged: dict[tuple[tuple[str, str], ...], list[Series]] = defaultdict(list)
+    for labels, series in found:
+        merged[tuple(sorted((k, v) for k, v in labels.items() if k not in target))].append(series)
+    return [(dict(key), _sum_on_grid(parts)) for key, parts in merged.items()]
+
+
+def _sum_on_grid(parts: list[Series]) -> Series:
+    """The sum of series from one query grid (a point missing from one part counts 0)."""
+    if len(parts) == 1:
+        return parts[0]
+    times = np.unique(np.concatenate([part.times for part in parts]))
+    return Series(times, sum((_on(part, times) for part in parts), np.zeros(len(times))))
+
+
+def _scrape_span(grid: FloatArray, start: float, end: float) -> tuple[float, float]:
+    """The scrape at or before `start` and the scrape at or after `end`."""
+    before = grid[max(0, int(np.searchsorted(grid, start, side="right")) - 1)]
+    after = grid[min(len(grid) - 1, int(np.searchsorted(grid, end, side="left")))]
+    return float(before), float(after)
+
+
+def _regex_literal(value: str) -> str:
+    """`value` matched literally inside a PromQL regex string."""
+    return re.escape(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _on(series: Series, times: FloatArray) -> FloatArray:

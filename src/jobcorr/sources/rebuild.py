@@ -1,0 +1,134 @@
+"""Runs rebuilt from scraped job metrics: every run, even those that began and ended
+between two scrapes.
+
+A scrape shows, per job, the start of the latest run (`bg_job_last_start_timestamp_seconds`),
+the wall time of the latest finished one (`bg_job_last_duration_seconds`), the runs going
+(`bg_job_in_progress`) and counters: finished runs, their total duration
+(`bg_job_duration_seconds_sum`; without it the last duration stands in) and failures.
+Between two scrapes the counters say how many runs ended and how long they took together;
+the gauges pin down at most the last of them (and a run that was going at the earlier
+scrape started at that scrape's last start). The others are placed evenly in the part of
+the interval the known runs leave free, each with the mean duration of the unknown ones:
+their count and total time are exact, their moments are not (`placed`).
+
+Runs of one job are assumed not to overlap (a scheduler skips a tick while the previous
+run goes); overlapping runs are still counted, but their placement is coarser.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobcorr.timeline import Series
+
+SAME_MOMENT = 0.001
+"""Seconds: gauges carry unix times to the millisecond or better."""
+
+
+@dataclass(frozen=True)
+class JobScrapes:
+    """One job's contract series as scraped (raw samples, one per scrape)."""
+
+    last_start: Series
+    last_duration: Series
+    in_progress: Series
+    executions: Series
+    duration_sum: Series
+    failures: Series
+    last_success: Series
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """One run: `end` None while it is still going; `placed` when only its count and
+    duration are known, not its moment."""
+
+    start: float
+    end: float | None
+    failed: bool
+    placed: bool = False
+
+
+def rebuild_runs(scrapes: JobScrapes) -> list[Rebuilt]:
+    """Every run the scrapes show, by start time; see the module docstring."""
+    grid = scrapes.executions.times
+    if not len(grid):
+        return []
+    runs: list[Rebuilt] = []
+    for before, after in itertools.pairwise(grid.tolist()):
+        runs += _interval(scrapes, before, after)
+    last = float(grid[-1])
+    if (scrapes.in_progress.at(last) or 0) > 0:
+        runs.append(Rebuilt(_value(scrapes.last_start, last), None, failed=False))
+    return sorted(runs, key=lambda run: run.start)
+
+
+def _interval(s: JobScrapes, before: float, after: float) -> list[Rebuilt]:
+    """The runs that ended in (before, after]."""
+    ended = round(_increase(s.executions, before, after))
+    if ended <= 0:
+        return []
+    start, going_before = _value(s.last_start, after), _value(s.last_start, before)
+    was_going = (s.in_progress.at(before) or 0) > 0
+    is_going = (s.in_progress.at(after) or 0) > 0
+    duration = _value(s.last_duration, after)
+    known: Rebuilt | None = None
+    if not is_going and start > 0:
+        known = Rebuilt(start, start + duration, failed=False)
+    elif ended == 1 and was_going and abs(start - going_before) > SAME_MOMENT:
+        known = Rebuilt(going_before, going_before + duration, failed=False)
+    failures = round(_increase(s.failures, before, after))
+    if known is not None and known.end is not None:
+        success = _value(s.last_success, after)
+        failed = failures > 0 and abs(success - known.end) > SAME_MOMENT
+        known = Rebuilt(known.start, known.end, failed)
+        failures -= int(failed)
+    unknown = ended - (known is not None)
+    if len(s.duration_sum):
+        total = _increase(s.duration_sum, before, after) - (duration if known else 0.0)
+        mean = max(total, 0.0) / unknown if unknown else 0.0
+    else:  # no histogram sum scraped: the last duration is the best guess
+        mean = duration
+    still_going = is_going and abs(start - going_before) <= SAME_MOMENT
+    first_known = known is not None and abs(known.start - going_before) <= SAME_MOMENT
+    first = going_before if was_going and not still_going and not first_known else None
+    free_until = known.start if known is not None else (start if is_going else after)
+    placed = _place(unknown, mean, first, before, free_until)
+    placed = [Rebuilt(r.start, r.end, failed=i < failures, placed=True)
+              for i, r in enumerate(placed)]  # fmt: skip
+    return [*placed, *([known] if known is not None else [])]
+
+
+def _place(
+    count: int, mean: float, first: float | None, free_from: float, until: float
+) -> list[Rebuilt]:
+    """`count` runs of `mean` seconds: the first at `first` when its start is known (it was
+    going at the earlier scrape), the rest spread evenly over the free time before `until`."""
+    runs: list[Rebuilt] = []
+    if count > 0 and first is not None:
+        runs.append(Rebuilt(first, first + mean, failed=False))
+        count, free_from = count - 1, first + mean
+    free_from = min(free_from, until)
+    slot = (until - free_from) / count if count > 0 else 0.0
+    length = min(mean, slot)
+    for index in range(count):
+        begin = free_from + index * slot + (slot - length) / 2
+        runs.append(Rebuilt(begin, begin + length, failed=False))
+    return runs
+
+
+def _value(series: Series, t: float) -> float:
+    found = series.at(t)
+    return 0.0 if found is None else found
+
+
+def _increase(series: Series, before: float, after: float) -> float:
+    """A counter's increase over (before, after]; a reset counts from zero."""
+    window = series.between(before, after)
+    if len(window) < 2:
+        return 0.0
+    steps = np.diff(window.values)
+    return float(np.sum(np.where(steps < 0, window.values[1:], steps)))

@@ -1,0 +1,185 @@
+"""The Prometheus source against a real Prometheus scraping a real, young process live.
+
+The process (tests/fixtures/ticking_service.py) runs job `ticker` several times per scrape
+interval and records the truth with the embedded recorder. Prometheus also scrapes itself
+(another target with the same series names), fires an alert on the service's series and
+evaluates a recording rule on them: none of that may leak into the service's timeline.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from jobcorr.sources.embedded import EmbeddedTimeline
+from jobcorr.sources.prometheus import PrometheusTimeline
+from support import free_port, require_tool
+
+SERVICE = Path(__file__).parent / "fixtures" / "ticking_service.py"
+STARTUP = 60.0
+"""Seconds a process may take to start on a loaded 2-core machine."""
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    instance: str
+    store: Path
+    interval: float
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """A job every `period` s for `length` s, scraped every `interval` s."""
+
+    period: float
+    length: float
+    interval: float
+    runs: int
+
+
+def _wait_for(process: subprocess.Popen[str], word: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.strip() == word:
+            return
+        if not line and process.poll() is not None:
+            pytest.fail(f"the service exited with {process.returncode} before {word!r}")
+    pytest.fail(f"the service did not say {word!r} in {timeout:.0f} s")
+
+
+def _ready(url: str) -> None:
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"Prometheus at {url} did not become ready")
+
+
+@pytest.fixture(scope="module", params=[
+    Cadence(period=1.0, length=0.2, interval=3.0, runs=24),
+    pytest.param(Cadence(period=5.0, length=1.0, interval=15.0, runs=16), marks=pytest.mark.slow),
+], ids=["every-1s-scraped-3s", "every-5s-scraped-15s"])  # fmt: skip
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    cadence: Cadence = request.param
+    prometheus = require_tool("prometheus", "prometheus")
+    tmp = tmp_path_factory.mktemp("live")
+    app, port = free_port(), free_port()
+    instance = f"127.0.0.1:{app}"
+    every = f"{cadence.interval:g}s"
+    (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "demo", "rules": [
+        {"alert": "DemoRecordsSeen", "expr": "demo_records_total >= 0"},
+        {"record": "instance:demo_records:increase", "expr":
+            f"sum by (instance) (increase(demo_records_total[{4 * cadence.interval:g}s]))"},
+    ]}]}))  # fmt: skip
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": every, "evaluation_interval": every},
+        "rule_files": [str(tmp / "rules.yml")],
+        "scrape_configs": [
+            {"job_name": "ticking", "honor_labels": True,
+             "static_configs": [{"targets": [instance], "labels": {"team": "demo"}}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+        ],
+    }))  # fmt: skip
+    server = subprocess.Popen(
+        [prometheus, f"--config.file={tmp / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    store = tmp / "store.sqlite3"
+    service = subprocess.Popen(
+        [sys.executable, str(SERVICE), str(app), str(store),
+         f"{cadence.period}", f"{cadence.length}", str(cadence.runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _ready(url)
+        _wait_for(service, "ready", STARTUP)
+        _wait_for(service, "done", STARTUP + cadence.runs * cadence.period * 4)
+        time.sleep(2.5 * cadence.interval)  # scrapes after the last run
+        yield Live(url, instance, store, cadence.interval)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _scrapes(live: Live) -> np.ndarray:
+    """When Prometheus scraped the service (the raw samples' timestamps)."""
+    query = f'bg_job_executions_total{{instance="{live.instance}"}}[1h]'
+    body = httpx.get(f"{live.url}/api/v1/query", params={"query": query}, timeout=10).json()
+    [result] = body["data"]["result"]
+    return np.array([float(t) for t, _ in result["values"]])
+
+
+def test_the_scrape_interval_is_read_from_a_young_process(live: Live) -> None:
+    timeline = PrometheusTimeline(live.url)
+    assert timeline.resolution == pytest.approx(live.interval, rel=0.1)
+
+
+def test_every_run_between_two_scrapes_is_found(live: Live) -> None:
+    scrapes = _scrapes(live)
+    first, last = float(scrapes[0]), float(scrapes[-1])
+    truth = [r for r in EmbeddedTimeline(live.store).runs(first, last)
+             if r.end is not None and first < r.end <= last]  # fmt: skip
+    rebuilt = [r for r in PrometheusTimeline(live.url).runs(first, last)
+               if r.end is not None and first < r.end <= last]  # fmt: skip
+    assert len(truth) >= 2 * (len(scrapes) - 1)  # several runs per scrape interval
+    assert len(rebuilt) == len(truth)
+    assert {r.job for r in rebuilt} == {"ticker"}
+    durations = sum((r.end or 0) - r.start for r in rebuilt)
+    assert durations == pytest.approx(sum((r.end or 0) - r.start for r in truth), abs=0.01)
+    read = [r for r in rebuilt if not r.placed]
+    assert read, "the last run before each scrape is read, not placed"
+    starts = {round(r.start, 3): r for r in truth}
+    for run in read:
+        match = starts[round(run.start, 3)]
+        assert abs((run.end or 0) - (match.end or 0)) < 0.001
+    processed = sum(r.volumes.get("player_metrics (demo_records_total)", 0) for r in rebuilt)
+    assert processed == pytest.approx(100 * len(truth), rel=0.05)
+
+
+def test_only_the_services_own_series_are_read(live: Live) -> None:
+    alerts = httpx.get(f"{live.url}/api/v1/query", params={"query": "ALERTS"}, timeout=10)
+    assert alerts.json()["data"]["result"], "the alert fires, so ALERTS exists to be left out"
+    scrapes = _scrapes(live)
+    first, last = float(scrapes[0]), float(scrapes[-1])
+    timeline = PrometheusTimeline(live.url)
+    volumes = timeline.volumes(first, last)
+    assert [v.title for v in volumes] == ["player_metrics (demo_records_total)"]
+    service = PrometheusTimeline(live.url, match=f'instance="{live.instance}"')
+    memory, own = timeline.metric("memory", first, last), service.metric("memory", first, last)
+    assert len(memory) >= 3 and np.array_equal(memory.values, own.values)
+
+
+def test_cpu_and_logs_are_owned_per_job_live(live: Live) -> None:
+    scrapes = _scrapes(live)
+    first, last = float(scrapes[0]), float(scrapes[-1])
+    timeline = PrometheusTimeline(live.url)
+    cpu = timeline.owned("cpu", first, last)
+    assert cpu is not None and set(cpu.by_job) == {"ticker"}
+    assert cpu.by_job["ticker"].values.max() > 0.05
+    assert (cpu.outside.values >= 0).all()
+    logs = timeline.owned("logs", first, last)
+    assert logs is not None
+    assert logs.by_job["ticker"].values.max() > 0 and logs.outside.values.max() > 0
+    assert timeline.owned("memory", first, last) is None

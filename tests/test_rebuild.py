@@ -1,0 +1,92 @@
+"""Runs rebuilt from scrapes: every run between two scrapes is counted, with its time.
+
+The scrapes here are what `JobMetrics` exposes for a list of runs, read at scrape times;
+tests/test_sources_prometheus.py does the same through a real Prometheus scraping a real
+process."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobcorr.sources.rebuild import JobScrapes, rebuild_runs
+from jobcorr.timeline import Series
+
+
+class Run(NamedTuple):
+    start: float
+    end: float
+    failed: bool
+
+
+def scraped(runs: list[Run], times: list[float]) -> JobScrapes:
+    """The job's contract series as a scrape at each of `times` reads them."""
+    rows = []
+    for t in times:
+        started = [r for r in runs if r.start <= t]
+        done = sorted((r for r in runs if r.end <= t), key=lambda r: r.end)
+        rows.append((
+            max((r.start for r in started), default=0.0),
+            done[-1].end - done[-1].start if done else 0.0,
+            float(len(started) - len(done)),
+            float(len(done)),
+            sum(r.end - r.start for r in done),
+            float(sum(r.failed for r in done)),
+            max((r.end for r in done if not r.failed), default=0.0),
+        ))  # fmt: skip
+    columns = np.array(rows, dtype=np.float64).T
+    grid = np.array(times, dtype=np.float64)
+    return JobScrapes(*(Series(grid, column) for column in columns))
+
+
+def test_a_job_every_5_s_for_1_s_scraped_every_15_s_loses_no_run() -> None:
+    truth = [Run(1000 + 5 * i + 0.3, 1000 + 5 * i + 1.3, failed=i == 7) for i in range(24)]
+    rebuilt = rebuild_runs(scraped(truth, [990 + 15 * k for k in range(10)]))
+    assert len(rebuilt) == len(truth)
+    assert sum(r.failed for r in rebuilt) == 1
+    exact = [r for r in rebuilt if not r.placed]
+    assert exact and all(Run(r.start, r.end or 0, r.failed) in truth for r in exact)
+    total = sum((r.end or 0) - r.start for r in rebuilt)
+    assert total == pytest.approx(sum(r.end - r.start for r in truth))
+    assert all(r.start >= 990 and (r.end or 0) <= 1120 for r in rebuilt)
+
+
+def test_a_run_still_going_at_the_last_scrape_is_open() -> None:
+    truth = [Run(1000.0, 1010.0, False), Run(1020.0, 1100.0, False)]
+    rebuilt = rebuild_runs(scraped(truth, [995, 1005, 1015, 1025, 1035]))
+    assert [(r.start, r.end) for r in rebuilt] == [(1000.0, 1010.0), (1020.0, None)]
+    assert not any(r.placed for r in rebuilt)
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> tuple[list[Run], list[float]]:
+    gaps = draw(st.lists(st.floats(0.05, 40), min_size=1, max_size=30))
+    lengths = draw(st.lists(st.floats(0.01, 40), min_size=len(gaps), max_size=len(gaps)))
+    failed = draw(st.lists(st.booleans(), min_size=len(gaps), max_size=len(gaps)))
+    runs, cursor = [], 1000.0
+    for gap, length, fails in zip(gaps, lengths, failed, strict=True):
+        runs.append(Run(cursor + gap, cursor + gap + length, fails))
+        cursor += gap + length
+    interval = draw(st.sampled_from([1.0, 5.0, 15.0, 30.0, 60.0]))
+    times = list(np.arange(990.0, cursor + 2 * interval, interval))
+    return runs, times
+
+
+@given(schedules())
+def test_counts_durations_and_failures_are_exact_and_known_runs_are_true(
+    schedule: tuple[list[Run], list[float]],
+) -> None:
+    truth, times = schedule
+    rebuilt = rebuild_runs(scraped(truth, times))
+    assert len(rebuilt) == len(truth)
+    assert sum(r.failed for r in rebuilt) == sum(r.failed for r in truth)
+    total = sum((r.end or 0) - r.start for r in rebuilt)
+    assert total == pytest.approx(sum(r.end - r.start for r in truth), abs=1e-6)
+    for run in rebuilt:
+        if not run.placed:
+            assert any(abs(run.start - t.start) < 1e-6 and abs((run.end or 0) - t.end) < 1e-6
+                       for t in truth)  # fmt: skip
