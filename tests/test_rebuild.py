@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobcorr.sources.rebuild import JobScrapes, rebuild_runs
+from jobcorr.sources.rebuild import JobScrapes, rebuild_runs, share_volumes
 from jobcorr.timeline import Series
 
 
@@ -90,3 +90,15 @@ def test_counts_durations_and_failures_are_exact_and_known_runs_are_true(
         if not run.placed:
             assert any(abs(run.start - t.start) < 1e-6 and abs((run.end or 0) - t.end) < 1e-6
                        for t in truth)  # fmt: skip
+
+
+def test_what_runs_processed_is_shared_by_their_time_between_scrapes() -> None:
+    truth = [Run(1000 + 5 * i + 0.3, 1000 + 5 * i + 1.3, failed=False) for i in range(24)]
+    times = [990 + 15 * k for k in range(10)]
+    rebuilt = rebuild_runs(scraped(truth, times))
+    done = [sum(100.0 for r in truth if r.end <= t) for t in times]
+    shares = share_volumes(
+        rebuilt, [("rows", Series(np.array(times, float), np.array(done)))], 1200
+    )
+    assert sum(share.get("rows", 0) for share in shares) == pytest.approx(100 * len(truth))
+    assert all(share["rows"] == pytest.approx(100) for share in shares)

@@ -38,7 +38,7 @@ import numpy as np
 from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.sources import Source, SourceError
-from jobcorr.sources.rebuild import JobScrapes, rebuild_runs
+from jobcorr.sources.rebuild import JobScrapes, rebuild_runs, share_volumes
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 from jobcorr.times import TimeParseError, parse_duration
 
@@ -316,6 +316,17 @@ class PrometheusTimeline(Source):
         )  # fmt: skip
         return {*names, *_TARGET_LABELS}
 
+    def _raw_counters(self, start: float, end: float) -> list[tuple[dict[str, str], VolumeSeries]]:
+        """(all labels, volume as scraped) of the service's counters."""
+        target = self._target_labels(start, end)
+        found = []
+        for name in self._volume_names(start, end):
+            if name.endswith("_total"):
+                for labels, series in self._raw(name, start, end):
+                    naming = {k: v for k, v in labels.items() if k not in target}
+                    found.append((labels, VolumeSeries(name, naming, "counter", series)))
+        return found
+
     def runs(self, start: float, end: float) -> list[RunSpan]:
         reach = start - RUN_REACH  # a run going at `start` began before it
         scrapes: dict[tuple[tuple[str, str], ...], dict[str, Series]] = defaultdict(dict)
@@ -323,25 +334,21 @@ class PrometheusTimeline(Source):
             for labels, series in self._raw(name, reach, end):
                 key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
                 scrapes[key][field] = series
-        counters = [v for v in self.volumes(reach, end) if v.kind == "counter"]
+        counters = self._raw_counters(reach, end)
         runs: list[RunSpan] = []
         for key, found in scrapes.items():
-            job = dict(key).get("job", "")
+            labels = dict(key)
+            job = labels.get("job", "")
             if "executions" not in found or "last_start" not in found:
                 continue
             rebuilt = rebuild_runs(
                 JobScrapes(**{f: found.get(f, Series.empty()) for f in _JOB_SERIES})
             )
-            grid = found["executions"].times
-            spans = [
-                _scrape_span(grid, r.start, r.end if r.end is not None else end) for r in rebuilt
-            ]
-            for run, span in zip(rebuilt, spans, strict=True):
+            mine = [(v.title, v.series) for where, v in counters
+                    if where.get("instance") == labels.get("instance")]  # fmt: skip
+            for run, volumes in zip(rebuilt, share_volumes(rebuilt, mine, end), strict=True):
                 if (run.end if run.end is not None else end) < start or run.start > end:
                     continue
-                sharing = spans.count(span)
-                volumes = {v.title: amount / sharing for v in counters
-                           if (amount := _increase(v.series, *span)) > 0}  # fmt: skip
                 status = "running" if run.end is None else "failure" if run.failed else "success"
                 runs.append(RunSpan(f"{job}@{run.start:.3f}", job, run.start, run.end, status,
                                     volumes, exact=False, placed=run.placed))  # fmt: skip
@@ -368,13 +375,6 @@ def _sum_on_grid(parts: list[Series]) -> Series:
     return Series(times, sum((_on(part, times) for part in parts), np.zeros(len(times))))
 
 
-def _scrape_span(grid: FloatArray, start: float, end: float) -> tuple[float, float]:
-    """The scrape at or before `start` and the scrape at or after `end`."""
-    before = grid[max(0, int(np.searchsorted(grid, start, side="right")) - 1)]
-    after = grid[min(len(grid) - 1, int(np.searchsorted(grid, end, side="left")))]
-    return float(before), float(after)
-
-
 def _regex_literal(value: str) -> str:
     """`value` matched literally inside a PromQL regex string."""
     return re.escape(value).replace("\\", "\\\\").replace('"', '\\"')
@@ -386,12 +386,3 @@ def _on(series: Series, times: FloatArray) -> FloatArray:
         return np.zeros(len(times))
     index = np.clip(np.searchsorted(series.times, times), 0, len(series) - 1)
     return np.where(series.times[index] == times, series.values[index], 0.0)
-
-
-def _increase(series: Series | None, start: float, end: float) -> float:
-    if series is None:
-        return 0.0
-    before, after = series.at(start), series.at(end)
-    if after is None:
-        return 0.0
-    return float(after - (before or 0.0)) if after >= (before or 0.0) else float(after)

@@ -120,6 +120,35 @@ def _place(
     return runs
 
 
+def share_volumes(
+    runs: list[Rebuilt], counters: list[tuple[str, Series]], now: float
+) -> list[dict[str, float]]:
+    """What each run processed: each scrape interval's increase of a counter (volume name,
+    raw scrapes), shared among the runs by their time in that interval. Runs are by start
+    and do not overlap, as `rebuild_runs` gives them; the increase while none ran is no
+    run's."""
+    shares: list[dict[str, float]] = [{} for _ in runs]
+    starts = np.array([run.start for run in runs])
+    ends = np.array([now if run.end is None else run.end for run in runs])
+    for title, series in counters:
+        steps = np.diff(series.values)
+        grown = np.where(steps < 0, series.values[1:], steps)
+        for index in np.flatnonzero(grown > 0):
+            lo, hi = series.times[index], series.times[index + 1]
+            first = int(np.searchsorted(ends, lo, side="right"))
+            last = int(np.searchsorted(starts, hi, side="left"))
+            overlaps = np.clip(
+                np.minimum(ends[first:last], hi) - np.maximum(starts[first:last], lo), 0, None
+            )
+            total = float(overlaps.sum())
+            for offset in np.flatnonzero(overlaps > 0):
+                share = shares[first + offset]
+                share[title] = share.get(title, 0.0) + float(
+                    grown[index] * overlaps[offset] / total
+                )
+    return shares
+
+
 def _value(series: Series, t: float) -> float:
     found = series.at(t)
     return 0.0 if found is None else found
