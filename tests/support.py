@@ -8,13 +8,17 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+import jobcorr
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -39,6 +43,37 @@ def require_root(purpose: str) -> None:
     """Tests that mount filesystems run as root (as .ci/run does)."""
     if os.geteuid() != 0:
         missing(f"root to {purpose}")
+
+
+def wait_for(
+    condition: Callable[[], object], what: str, timeout: float, poll: float = 0.05
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout}s for {what}")
+        time.sleep(poll)
+
+
+@contextmanager
+def running(job: str, registry: CollectorRegistry) -> Iterator[None]:
+    """A run of `job` going on another thread for the duration of the block."""
+    started, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        with jobcorr.track(job, registry=registry):
+            started.set()
+            release.wait()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    started.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 import jobcorr
 from jobcorr.metrics import MAX_JOBS, OVER_LIMIT, job_metrics
 from jobcorr.store import Store
+from support import running
 
 NAMES = 10_000
 METRICS_BYTES = 1_000_000  # the issue's bound on /metrics with 10 000 names
@@ -81,28 +81,14 @@ def test_a_job_unseen_for_the_configured_time_leaves_metrics_unless_it_is_runnin
     jobcorr.set_limits(forget_after=0.5, max_jobs=2, registry=registry)
     with jobcorr.track("renamed_long_ago", registry=registry):
         pass
-    release = threading.Event()
-    started = threading.Event()
-
-    def long_run() -> None:
-        with jobcorr.track("long_running", registry=registry):
-            started.set()
-            release.wait(30)
-
-    worker = threading.Thread(target=long_run)
-    worker.start()
-    started.wait(30)
-    time.sleep(1.0)  # twice forget_after
-    try:
+    with running("long_running", registry):
+        time.sleep(1.0)  # twice forget_after
         jobs = job_metrics(registry).jobs()
         assert "renamed_long_ago" not in jobs
         assert jobs["long_running"].in_progress == 1
         assert b'job="renamed_long_ago"' not in generate_latest(registry)
         with jobcorr.track("new_job", registry=registry) as run:
             assert run.job == "new_job"  # the forgotten job's slot is free again
-    finally:
-        release.set()
-        worker.join()
 
 
 def test_limits_must_be_positive(registry: CollectorRegistry) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from support import bf42_stats, fill, free_port, tmpfs
+from support import bf42_stats, fill, free_port, tmpfs, wait_for
 
 DATA_DISK = "256m"  # the demo's SQLite, chdb and recorder store, with room to spare
 PATIENCE = 120.0  # a flush (5 s) plus the longest retry backoff (30 s), on a busy machine
+POLL = 0.5  # seconds between looks at /healthz
 
 
 def health(port: int) -> dict[str, str]:
@@ -23,11 +22,8 @@ def health(port: int) -> dict[str, str]:
     return answer
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {PATIENCE}s for {what}"
-        time.sleep(0.5)
+def status(port: int) -> str:
+    return health(port)["status"]
 
 
 def test_healthz_says_degraded_with_the_reason_while_the_store_cannot_write(
@@ -38,12 +34,12 @@ def test_healthz_says_degraded_with_the_reason_while_the_store_cannot_write(
         process = bf42_stats("serve", "--demo", "--speed", "60", "--port", str(port),
                              "--data-dir", str(data))  # fmt: skip
         try:
-            wait_for(lambda: health(port)["status"] == "ok", "the service to start")
+            wait_for(lambda: status(port) == "ok", "the service to start", PATIENCE, POLL)
             filler = fill(data)
-            wait_for(lambda: health(port)["status"] == "degraded", "/healthz to say degraded")
+            wait_for(lambda: status(port) == "degraded", "/healthz to say degraded", PATIENCE, POLL)
             assert "database or disk is full" in health(port)["reason"]
             filler.unlink()
-            wait_for(lambda: health(port) == {"status": "ok"}, "/healthz to say ok again")
+            wait_for(lambda: health(port) == {"status": "ok"}, "ok again", PATIENCE, POLL)
         finally:
             process.send_signal(signal.SIGTERM)
             _, err = process.communicate(timeout=60)
