@@ -5,8 +5,10 @@
 A real ClickHouse engine behind the protocol clickhouse-connect speaks: the query comes in
 the `query` parameter and/or the body, settings as parameters, inserts as a body in the
 named format (lz4 or gzip per `Content-Encoding`, possibly chunked), results in the format
-the query names, errors as HTTP 500 with `X-ClickHouse-Exception-Code`. It is a test
-fixture, not a server: one statement at a time, no authentication, loopback only.
+the query names, errors as HTTP 500 with `X-ClickHouse-Exception-Code`, and a second
+request in a `session_id` still in use refused as ClickHouse refuses it (SESSION_IS_LOCKED).
+It is a test fixture, not a server: one statement at a time, no authentication, loopback
+only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,11 @@ PASSED_ON = {"database", "default_format", "query", "query_id", "session_id", "u
 """Parameters that are not settings."""
 
 
+SESSION_IS_LOCKED = (
+    "Code: 373. DB::Exception: Session {} is locked by a concurrent client. (SESSION_IS_LOCKED)"
+)
+
+
 class Engine:
     """One chdb session under `path`, used by one request at a time."""
 
@@ -45,6 +54,24 @@ class Engine:
         self.conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
         self.lock = threading.Lock()
         self.spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
+        self.sessions: set[str] = set()
+        self.sessions_lock = threading.Lock()
+
+    @contextmanager
+    def session(self, session_id: str | None) -> Iterator[None]:
+        """Hold `session_id` for one request, as ClickHouse does; refuse a concurrent one."""
+        if session_id is None:
+            yield
+            return
+        with self.sessions_lock:
+            if session_id in self.sessions:
+                raise RuntimeError(SESSION_IS_LOCKED.format(session_id))
+            self.sessions.add(session_id)
+        try:
+            yield
+        finally:
+            with self.sessions_lock:
+                self.sessions.discard(session_id)
 
     def run(self, sql: str, fmt: str, database: str | None) -> bytes:
         with self.lock:
@@ -112,7 +139,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, body: bytes) -> None:
         params = {k: v[-1] for k, v in parse_qs(urlparse(self.path).query).items()}
-        database = params.get("database")
         query = params.get("query", "")
         common = {"X-ClickHouse-Server-Display-Name": "chdb-http", "X-ClickHouse-Timezone": "UTC",
                   "X-ClickHouse-Query-Id": params.get("query_id", uuid.uuid4().hex)}  # fmt: skip
@@ -120,27 +146,34 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, b"Ok.\n", common)  # ClickHouse's ping
             return
         try:
-            statement = f"{query}\n".encode() + body if query else body
-            insert = INSERT.match(statement)
-            if insert:
-                target, fmt = insert["target"].decode(), insert["format"].decode()
-                self.engine.insert(target, fmt, statement[insert.end() :], database)
-                self._reply(200, b"", {**common, "X-ClickHouse-Summary": json.dumps(
-                    {"written_rows": "0", "read_rows": "0"})})  # fmt: skip
-                return
-            sql = f"{query}\n{body.decode()}" if query else body.decode()
-            named = FORMAT_CLAUSE.search(sql)
-            fmt = named.group(1) if named else params.get("default_format", DEFAULT_FORMAT)
-            if named:
-                sql = sql[: named.start()]
-            result = self.engine.run(sql, fmt, database)
-            self._reply(200, result, {**common, "X-ClickHouse-Format": fmt,
-                                      "Content-Type": "application/octet-stream"})  # fmt: skip
+            with self.engine.session(params.get("session_id")):
+                result, headers = self._execute(params, query, body)
         except Exception as error:  # chdb's errors are RuntimeErrors carrying ClickHouse's text
             text = str(error).strip()
             code = ERROR_CODE.search(text)
             failed = {**common, "X-ClickHouse-Exception-Code": code.group(1) if code else "1000"}
             self._reply(500, f"{text}\n".encode(), failed)
+            return
+        self._reply(200, result, {**common, **headers})
+
+    def _execute(
+        self, params: dict[str, str], query: str, body: bytes
+    ) -> tuple[bytes, dict[str, str]]:
+        """Run one request's statement: the result and the response headers it adds."""
+        database = params.get("database")
+        statement = f"{query}\n".encode() + body if query else body
+        insert = INSERT.match(statement)
+        if insert:
+            target, fmt = insert["target"].decode(), insert["format"].decode()
+            self.engine.insert(target, fmt, statement[insert.end() :], database)
+            return b"", {"X-ClickHouse-Summary": json.dumps({"written_rows": "0"})}
+        sql = statement.decode()
+        named = FORMAT_CLAUSE.search(sql)
+        fmt = named.group(1) if named else params.get("default_format", DEFAULT_FORMAT)
+        if named:
+            sql = sql[: named.start()]
+        result = self.engine.run(sql, fmt, database)
+        return result, {"X-ClickHouse-Format": fmt, "Content-Type": "application/octet-stream"}
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -167,3 +168,24 @@ def test_kill_9_in_the_middle_of_a_sync_resumes_from_the_watermark(
         assert_in_sync(ctx)
     finally:
         ctx.clickhouse.close()
+
+
+def test_jobs_share_one_clickhouse_from_several_threads(clickhouse) -> None:
+    """clickhouse_sync and gamification run at once on one client: a server refuses a second
+    statement in a session still in use, so the client must not tie them to one session."""
+    errors: list[Exception] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                [[total]] = clickhouse.query("SELECT sum(number) FROM numbers(200000)")
+                assert int(total) == 199999 * 200000 // 2
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []

@@ -171,6 +171,9 @@ class RemoteClickHouse:
                 username=parts.username or "default",
                 password=parts.password or "",
                 secure=parts.scheme == "https",
+                # the jobs share this client from several threads; a server refuses a second
+                # statement in a session still in use, and the jobs need no session state
+                autogenerate_session_id=False,
             )
         except Exception as error:
             raise ClickHouseUnreachable(
