@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: setup run test test-slow bench lint clean
+.PHONY: setup run test test-slow bench lint clean dist
 
 SERVICE := services/bf42stats
 
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml $(SERVICE)/pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all,dev]' -e $(SERVICE)
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard draws with uPlot, from the npm registry (package-lock.json pins it), copied
+# into the package's static files; the built wheel carries it, so users need no node.
+VENDOR := src/jobcorr/web/static/vendor
+$(VENDOR)/uPlot.iife.min.js: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
+	   node_modules/uplot/LICENSE $(VENDOR)/
+
+setup: $(STAMP) $(VENDOR)/uPlot.iife.min.js
+
+# Wheels of jobcorr (with uPlot inside) and bf42stats, in dist/.
+dist: setup
+	$(PY) -m pip wheel --no-deps --wheel-dir dist . $(SERVICE)
 
 run: setup
 	$(VENV)/bin/bf42-stats serve --demo --speed 10 --host $(HOST) --port $(PORT)
@@ -40,4 +53,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules $(VENDOR) dist

@@ -51,7 +51,7 @@ def get(url: str, path: str, **params: str) -> httpx.Response:
     return httpx.get(f"{url}{path}", params=params, timeout=30)
 
 
-def test_series_runs_spikes_explain_and_figure_answer(url: str) -> None:
+def test_series_runs_spikes_explain_and_panels_answer(url: str) -> None:
     series = get(url, "/api/series", **{"from": "-10m"}).json()
     memory = next(s for s in series["series"] if s["metric"] == "memory")
     assert memory["unit"] == "bytes" and len(memory["points"]) > 10
@@ -61,14 +61,24 @@ def test_series_runs_spikes_explain_and_figure_answer(url: str) -> None:
     started = runs[1]["start"]
     answer = get(url, "/api/explain", at=started, window="10s").json()
     assert {"metric", "at", "value", "conclusion", "candidates"} <= set(answer)
-    figure = get(url, "/api/figure", **{"from": "-10m", "width": "800"}).json()
-    assert figure["layout"]["hovermode"] == "x" and figure["data"]
+    panels = get(url, "/api/panels", **{"from": "-10m", "width": "800"}).json()
+    assert set(panels["series"]) == {"memory", "cpu", "logs", "gc"}  # no logs were written
+    for metric in ("memory", "cpu", "gc"):
+        columns = panels["series"][metric]
+        assert len(columns["t"]) == len(columns["v"]) > 10, metric
+    assert panels["series"]["memory"]["t"] == sorted(panels["series"]["memory"]["t"])
+    assert panels["runs"]["job"].count("clickhouse_sync") == 3
+    first_sync = panels["runs"]["job"].index("clickhouse_sync")
+    assert panels["runs"]["processed"][first_sync] == "40K rows"
+    assert panels["limits"] == {"memory": 2e9, "cpu": 0.8}
 
 
-def test_label_values_are_escaped(url: str) -> None:
-    figure = get(url, "/api/figure", **{"from": "-10m"}).text
-    assert HOSTILE not in figure
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in figure
+def test_the_default_range_fits_the_data(url: str, store: Path) -> None:
+    panels = get(url, "/api/panels").json()
+    first = EmbeddedTimeline(store).metric("memory", time.time() - 3600, time.time()).times[0]
+    assert panels["from"] <= first  # from the first sample...
+    assert panels["to"] - panels["from"] == pytest.approx(15 * 60, abs=1)  # ...at least 15 min
+    assert panels["series"]["memory"]["t"][0] == pytest.approx(first, abs=0.001)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +99,8 @@ def test_label_values_are_escaped(url: str) -> None:
         ("/api/explain", {}, 400, "at: missing"),
         ("/api/explain", {"at": "-1m", "window": "forever"}, 400, "window"),
         ("/api/explain", {"at": "-1m", "window": "30d"}, 400, "at most 1d"),
-        ("/api/figure", {"from": "-1h", "to": "garbage"}, 400, "to:"),
+        ("/api/panels", {"from": "-1h", "to": "garbage"}, 400, "to:"),
+        ("/api/panels", {"to": "garbage"}, 400, "to:"),
     ],
 )
 def test_bad_input_gets_a_4xx_with_a_clear_message(
@@ -119,14 +130,13 @@ def test_a_missing_store_is_a_503_with_the_reason(tmp_path: Path) -> None:
 
 def test_openapi_and_local_assets(url: str) -> None:
     spec = get(url, "/api/openapi.json").json()
-    assert {"/api/series", "/api/runs", "/api/spikes", "/api/explain", "/api/figure"} <= set(
+    assert {"/api/series", "/api/runs", "/api/spikes", "/api/explain", "/api/panels"} <= set(
         spec["paths"]
     )
-    plotly = get(url, "/static/plotly.min.js")
-    assert plotly.status_code == 200 and "javascript" in plotly.headers["content-type"]
-    assert len(plotly.content) > 1_000_000
+    uplot = get(url, "/static/uPlot.iife.min.js")  # built from npm by `make setup`
+    assert uplot.status_code == 200 and "javascript" in uplot.headers["content-type"]
+    assert 20_000 < len(uplot.content) < 200_000 and b"uPlot" in uplot.content
     page = get(url, "/").text
-    assert 'src="/static/plotly.min.js"' in page and "http" not in page.split("<body>")[0].replace(
-        'name="viewport"', ""
-    )
+    assert 'src="/static/uPlot.iife.min.js"' in page
+    assert "http" not in page.split("<body>")[0].replace('name="viewport"', "")
     assert get(url, "/static/../../etc/passwd").status_code == 404

@@ -1,9 +1,9 @@
 """The embedded dashboard: one page and a read-only JSON API over any Timeline.
 
     app = dashboard_app(lambda: open_source("embedded:data/jobcorr.sqlite3"))
-    # GET /            the page (Plotly, served from the installed plotly package)
-    # GET /api/series  /api/runs  /api/spikes  /api/explain  /api/figure  /api/openapi.json
-    # GET /report      the stacked panels and the explanation, for a PNG
+    # GET /            the page (uPlot, built into static/vendor/ from npm by `make setup`)
+    # GET /?at=<unix seconds>&metric=<memory|cpu>   the page explaining that moment
+    # GET /api/series  /api/runs  /api/spikes  /api/explain  /api/panels  /api/openapi.json
 
 Every time parameter takes ISO 8601 (with an offset), unix seconds, or a time ago
 (`-15m`); `to` also takes `now`. Bad input gets a 4xx with `{"error": "..."}`, never a 500.
@@ -11,20 +11,17 @@ Every time parameter takes ISO 8601 (with an offset), unix seconds, or a time ag
 
 from __future__ import annotations
 
-import html
-import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
@@ -34,13 +31,16 @@ from jobcorr.contract import METRICS
 from jobcorr.sources import SourceError
 from jobcorr.store import StoreError
 from jobcorr.timeline import Timeline
-from jobcorr.times import format_local, iso_local
+from jobcorr.times import iso_local
 from jobcorr.web import params
 from jobcorr.web.auth import Credentials, RequireCredentials
-from jobcorr.web.figure import build_figure, downsample, view_step
+from jobcorr.web.panels import build_panels, downsample, fitted_start, view_step
 from jobcorr.web.params import BadRequest
 
 STATIC = Path(__file__).parent / "static"
+PAGE_FILES = {"dashboard.js", "dashboard.css"}
+VENDOR_FILES = {"uPlot.iife.min.js", "uPlot.min.css"}
+"""uPlot, copied from node_modules by `make setup` (npm ci); never committed."""
 
 
 class Sources:
@@ -90,7 +90,6 @@ def dashboard_app(
     timeline: Callable[[], Timeline],
     *,
     credentials: Credentials | None = None,
-    title: str = "jobcorr",
 ) -> Starlette:
     """The page and API over `timeline()`, opened once per worker thread (`app.state.sources`
     closes them; the app's lifespan does so at shutdown)."""
@@ -176,34 +175,27 @@ def dashboard_app(
         """
         return JSONResponse(explanation_to_dict(_explanation(request, source)))
 
-    def figure(request: Request, source: Timeline) -> Response:
+    def panels(request: Request, source: Timeline) -> Response:
         """
-        summary: The dashboard's panels as a Plotly figure (data and layout).
+        summary: Everything the page draws, as compact columns (times in unix seconds).
+        description: Without `from`, the range fits the data (from the first sample of the
+          last day, at least 15 minutes).
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
-        responses: {200: {description: "{data: [...], layout: {...}}"}}
+        responses: {200: {description: "{from, to, series: {memory: {t, v}, ...}, volumes,
+          runs: {id, job, start, end, status, processed}, spikes, limits}"}}
         """
-        start, end = params.time_range(request.query_params)
-        width = params.width_px(request.query_params)
+        query = request.query_params
+        start, end = params.time_range(query)
+        if "from" not in query:
+            start = fitted_start(source, end)
         found = [
             item
             for metric in ("memory", "cpu")
             for item in survey(source, start, end, metric=metric)
         ]
-        return JSONResponse(build_figure(source, start, end, width=width, spikes=found))
-
-    def report(request: Request, source: Timeline) -> Response:
-        """The stacked panels around a moment with its explanation, as a page to screenshot."""
-        explanation = _explanation(request, source)
-        span = max(explanation.window * 4, 600.0)
-        start, end = explanation.moment - span / 2, explanation.moment + span / 2
-        found = survey(source, start, end, metric=explanation.metric)
-        built = build_figure(source, start, end, width=1300, spikes=found)
-        page = (STATIC / "report.html").read_text()
-        page = page.replace("{{title}}", html.escape(f"{title}: {explanation.conclusion}"))
-        page = page.replace("{{conclusion}}", html.escape(explanation.conclusion))
-        page = page.replace("{{when}}", html.escape(format_local(explanation.moment)))
-        page = page.replace("{{figure}}", json.dumps(built).replace("</", "<\\/"))
-        return HTMLResponse(page)
+        return JSONResponse(
+            build_panels(source, start, end, width=params.width_px(query), spikes=found)
+        )
 
     def _explanation(request: Request, source: Timeline) -> Explanation:
         query = request.query_params
@@ -222,10 +214,15 @@ def dashboard_app(
 
     def static(request: Request) -> Response:
         name = request.path_params["name"]
-        if name == "plotly.min.js":
-            path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
-        elif name in {"dashboard.js", "dashboard.css"}:
+        if name in PAGE_FILES:
             path = STATIC / name
+        elif name in VENDOR_FILES:
+            path = STATIC / "vendor" / name
+            if not path.is_file():
+                return JSONResponse(
+                    {"error": f"{name} is not built: run `make setup` (npm ci copies uPlot)"},
+                    status_code=404,
+                )
         else:
             return JSONResponse({"error": f"no static file {name!r}"}, status_code=404)
         return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
@@ -238,9 +235,8 @@ def dashboard_app(
         Route("/api/runs", endpoint(runs)),
         Route("/api/spikes", endpoint(spikes)),
         Route("/api/explain", endpoint(explain_at)),
-        Route("/api/figure", endpoint(figure)),
+        Route("/api/panels", endpoint(panels)),
         Route("/api/openapi.json", openapi, include_in_schema=False),
-        Route("/report", endpoint(report), include_in_schema=False),
     ]
     middleware = [Middleware(ReadOnly)]
     if credentials is not None and credentials.required:

@@ -1,4 +1,4 @@
-"""A PNG of the dashboard's /report page, taken by headless Chromium.
+"""A PNG of the dashboard explaining a moment (`/?at=...`), taken by headless Chromium.
 
     render_report_png(app, {"at": "...", "window": "5m", "metric": "memory"}, Path("spike.png"))
 
@@ -43,7 +43,8 @@ def find_chromium() -> str:
 
 
 def render_report_png(app: Starlette, query: dict[str, str], path: Path) -> Path:
-    """Serve `app` on loopback for a moment and screenshot /report?query into `path`."""
+    """Serve `app` on loopback for a moment and screenshot /?query (the page opened on that
+    moment's explanation) into `path`."""
     chromium = find_chromium()
     if not path.resolve().parent.is_dir():
         raise RenderError(f"cannot write {path}: no directory {path.resolve().parent}")
@@ -53,9 +54,9 @@ def render_report_png(app: Starlette, query: dict[str, str], path: Path) -> Path
             result = _run(
                 [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=1340,1380",
+                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=1340,1700",
                  "--virtual-time-budget=20000", f"--screenshot={path.resolve()}",
-                 f"{server.url}/report?{urlencode(query)}"]
+                 f"{server.url}/?{urlencode(query)}"]
             )  # fmt: skip
     finally:
         server.stop()

@@ -1,4 +1,5 @@
-"""The bf42-stats service: four scheduled jobs, /metrics and /healthz on one port.
+"""The bf42-stats service: four scheduled jobs, /metrics and /healthz on one port, and
+the dashboard in a process of its own (every other path redirects there).
 
 service = Service(settings)
 app = create_app(service)      # starts the jobs on startup, stops them on shutdown
@@ -22,8 +23,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 import jobcorr
@@ -38,9 +39,8 @@ from bf42stats.jobs.stats_collection import collect_stats
 from bf42stats.metrics import service_metrics
 from jobcorr.errors import InvalidSetting
 from jobcorr.integrations.apscheduler import instrument
-from jobcorr.sources.embedded import EmbeddedTimeline
-from jobcorr.web.app import dashboard_app
 from jobcorr.web.auth import Credentials, RequireCredentials
+from jobcorr.web.process import DashboardProcess
 
 _log = logging.getLogger(__name__)
 FIRST_RUN_STAGGER_SECONDS = 0.5
@@ -75,6 +75,7 @@ class Service:
         self.scheduler: BackgroundScheduler | None = None
         self.context: JobContext | None = None
         self.recorder: jobcorr.Recorder | None = None
+        self.dashboard: DashboardProcess | None = None
 
     @property
     def store_path(self) -> Path:
@@ -87,16 +88,23 @@ class Service:
         jobcorr.register_runtime_metrics(self.registry)
         if settings.record:
             self.recorder = jobcorr.start_recorder(self.store_path, registry=self.registry)
+            self.dashboard = DashboardProcess(
+                f"embedded:{self.store_path}", host=settings.host, port=settings.dashboard_port
+            ).start()
+        clickhouse = open_clickhouse(
+            settings.clickhouse_url,
+            settings.data_dir,
+            max_wait=RETRY_INTERVALS * settings.interval("clickhouse_sync"),
+        )
+        if settings.incident is not None:
+            clickhouse = settings.incident.apply(clickhouse, started=time.time())
         self.context = JobContext(
             db_path=settings.data_dir / "bf42stats.sqlite3",
-            clickhouse=open_clickhouse(
-                settings.clickhouse_url,
-                settings.data_dir,
-                max_wait=RETRY_INTERVALS * settings.interval("clickhouse_sync"),
-            ),
+            clickhouse=clickhouse,
             feed=FeedClient(settings.feed_url),
             metrics=self.metrics,
             batch_size=settings.sync_batch_size,
+            sync_strategy=settings.sync_strategy,
             session_timeout=settings.session_timeout,
         )
         scheduler = BackgroundScheduler(
@@ -133,6 +141,8 @@ class Service:
         finished = not waiter.is_alive()
         if self.recorder is not None:
             self.recorder.stop()  # after the scheduler, so the last runs are recorded
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if finished:
             context.clickhouse.close()
             context.feed.close()
@@ -158,10 +168,11 @@ def _utc(timestamp: float) -> datetime:
 
 
 def create_app(service: Service) -> Starlette:
-    """/metrics (the registry, both exposition formats), /healthz and the dashboard at /,
-    with the jobs' lifespan. The dashboard asks for credentials when JOBCORR_DASHBOARD_TOKEN
-    or JOBCORR_DASHBOARD_USER (with JOBCORR_DASHBOARD_PASSWORD) is set; /metrics too with
-    `protect_metrics`. /healthz stays open for probes. Raises InvalidSetting."""
+    """/metrics (the registry, both exposition formats) and /healthz, with the jobs'
+    lifespan; any other path redirects to the same path on the dashboard's own process,
+    which asks for credentials when JOBCORR_DASHBOARD_TOKEN or JOBCORR_DASHBOARD_USER (with
+    JOBCORR_DASHBOARD_PASSWORD) is set; /metrics too with `protect_metrics`. /healthz stays
+    open for probes. Raises InvalidSetting."""
 
     async def healthz(request: Request) -> JSONResponse:
         if not service.healthy():
@@ -187,9 +198,14 @@ def create_app(service: Service) -> Starlette:
                 "or JOBCORR_DASHBOARD_USER and JOBCORR_DASHBOARD_PASSWORD"
             )
         metrics = RequireCredentials(metrics, credentials)
-    dashboard = dashboard_app(
-        lambda: EmbeddedTimeline(service.store_path), title="bf42-stats", credentials=credentials
-    )
+
+    async def dashboard(request: Request) -> Response:
+        if service.dashboard is None:
+            return JSONResponse(
+                {"error": "no dashboard: the service runs with --record false"}, status_code=404
+            )
+        target = request.url.replace(port=service.dashboard.port)
+        return RedirectResponse(str(target), status_code=307)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -198,13 +214,12 @@ def create_app(service: Service) -> Starlette:
             yield
         finally:
             service.stop()
-            dashboard.state.sources.close()
 
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", metrics),
-            Mount("/", dashboard),
+            Route("/{path:path}", dashboard),
         ],
         lifespan=lifespan,
     )

@@ -24,7 +24,10 @@ from bf42stats.config import (
 from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app
 from jobcorr.web.server import BackgroundServer, check_bindable
 
-DEMO_SURGE = "+2m=200/3m"
+DEMO_SURGE = "+20s=600/5m"
+DEMO_SERVERS = 32
+"""With the surge, ~1500 players a poll: the demo's ClickHouse outage leaves a backlog of
+~65k player_metrics rows, enough for the whole-backlog catch-up to spike memory."""
 
 
 def _surge(text: str) -> Surge:
@@ -36,7 +39,10 @@ def _surge(text: str) -> Surge:
 
 def _add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--servers", type=POSITIVE_INT, default=12, help="simulated servers (default 12)"
+        "--servers",
+        type=POSITIVE_INT,
+        default=DEMO_SERVERS,
+        help=f"simulated servers (default {DEMO_SERVERS})",
     )
     parser.add_argument("--seed", type=int, default=42, help="world seed (default 42)")
     parser.add_argument(
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help=f"start a simulated feed in-process and poll it (default surge {DEMO_SURGE}, "
-        "world clock at --speed)",
+        "world clock at --speed), with the demo's defaults: a ClickHouse outage during the "
+        "surge and the whole-backlog sync, so the catch-up spikes memory",
     )
     _add_simulation_arguments(serve)
     simulate = commands.add_parser(
@@ -93,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
+    settings = load_settings(args, demo=args.demo)
     prepare_data_dir(settings)
     check_bindable(settings.host, settings.port)
+    if settings.dashboard_port:
+        check_bindable(settings.host, settings.dashboard_port)
     feed: BackgroundServer | None = None
     if args.demo:
         world = SimulatedWorld(

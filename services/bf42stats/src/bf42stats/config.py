@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from bf42stats.incident import Incident
+from bf42stats.jobs.clickhouse_sync import SYNC_STRATEGIES
+
+DEMO_INCIDENT = "clickhouse-outage@+20s/130s"
+"""During the demo's player surge, long enough for a backlog of tens of thousands of
+player_metrics rows (~65k), ending two and a half minutes in."""
+
 T = TypeVar("T")
 
 
@@ -57,6 +64,16 @@ def _url_or_empty(text: str) -> str:
     return text.rstrip("/")
 
 
+def _sync_strategy(text: str) -> str:
+    if text not in SYNC_STRATEGIES:
+        raise ValueError(f"must be one of {', '.join(SYNC_STRATEGIES)}")
+    return text
+
+
+def _incident(text: str) -> Incident | None:
+    return Incident.parse(text) if text else None
+
+
 def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
@@ -89,6 +106,8 @@ class Setting:
     parse: Callable[[str], Any]
     default: str
     help: str
+    demo: str | None = None
+    """The default under `--demo`, when it differs (the demo shows an incident)."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -110,11 +129,19 @@ SETTINGS: tuple[Setting, ...] = (
             _url_or_empty, "", "ClickHouse server URL; empty: embedded chdb under the data dir"),
     Setting("sync_batch_size", "CLICKHOUSE_SYNC_BATCH_SIZE", "--sync-batch-size",
             _positive_int, "10000", "rows per ClickHouse insert"),
+    Setting("sync_strategy", "CLICKHOUSE_SYNC_STRATEGY", "--sync-strategy",
+            _sync_strategy, "batched", "batched (bounded memory) or whole-backlog (the "
+            "original: the backlog in one insert)", demo="whole-backlog"),
+    Setting("incident", "BF42_INCIDENT", "--incident",
+            _incident, "", "a scheduled incident, e.g. clickhouse-outage@+1m/90s; empty: none",
+            demo=DEMO_INCIDENT),
     Setting("session_timeout", "SESSION_TIMEOUT_SECONDS", "--session-timeout",
             _positive_float, "300", "a player unseen this long has left (session closed)"),
     Setting("host", "BF42_HOST", "--host",
             _text, "127.0.0.1", "bind address for /metrics, /healthz and the dashboard"),
     Setting("port", "BF42_PORT", "--port", _port, "8080", "port to listen on"),
+    Setting("dashboard_port", "BF42_DASHBOARD_PORT", "--dashboard-port", _port, "0",
+            "port of the dashboard's own process (0: any free one); --port redirects there"),
     Setting("speed", "BF42_SPEED", "--speed",
             _positive_float, "1", "divide every interval by this (demos and tests)"),
     Setting("record", "JOBCORR_RECORD", "--record",
@@ -137,9 +164,12 @@ class Settings:
     feed_url: str
     clickhouse_url: str
     sync_batch_size: int
+    sync_strategy: str
+    incident: Incident | None
     session_timeout: float
     host: str
     port: int
+    dashboard_port: int
     speed: float
     record: bool
     shutdown_timeout: float
@@ -164,14 +194,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest=setting.field,
             default=None,
             metavar=setting.env,
-            help=f"{setting.help} (env {setting.env}, default {setting.default!r})",
+            help=f"{setting.help} (env {setting.env}, default {setting.default!r}"
+            + (f", under --demo {setting.demo!r})" if setting.demo is not None else ")"),
         )
 
 
 def load_settings(
-    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    demo: bool = False,
 ) -> Settings:
-    """Resolve every setting (flag, else environment, else default); raise ConfigError."""
+    """Resolve every setting (flag, else environment, else the default, or the demo's
+    default under `demo`); raise ConfigError."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for setting in SETTINGS:
@@ -180,6 +215,8 @@ def load_settings(
             raw, origin = flag_value, setting.flag
         elif setting.env in env:
             raw, origin = env[setting.env], setting.env
+        elif demo and setting.demo is not None:
+            raw, origin = setting.demo, f"{setting.env} (--demo default)"
         else:
             raw, origin = setting.default, f"{setting.env} (default)"
         try:

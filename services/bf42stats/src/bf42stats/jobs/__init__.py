@@ -24,6 +24,7 @@ class JobContext:
     feed: FeedClient
     metrics: ServiceMetrics
     batch_size: int = 10_000
+    sync_strategy: str = "batched"
     session_timeout: float = 300.0
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.time

@@ -3,8 +3,12 @@
 Each operation keeps a high-water mark in SQLite (`sync_watermarks`) that advances only
 after ClickHouse acknowledged the batch. A crash or an outage between the insert and the
 mark resends that batch: at-least-once delivery, with duplicates collapsed by the
-ReplacingMergeTree keys and removed by readers with FINAL. Memory is bounded by the batch
-size, never by the backlog.
+ReplacingMergeTree keys and removed by readers with FINAL.
+
+Two strategies: `batched` (the default) bounds memory by the batch size, never by the
+backlog; `whole-backlog` is what the original service did, reading the whole backlog and
+sending it as one in-memory TSV insert, so memory grows with the backlog (after an outage,
+a catch-up of tens of thousands of rows: the demo's incident).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from bf42stats import db
 from bf42stats.jobs import JobContext
 
 ROUND_PARTICIPANTS_ESTIMATE = 64
+SYNC_STRATEGIES = ("batched", "whole-backlog")
+WHOLE_BACKLOG = 2**63 - 1
+"""The batch limit of `whole-backlog`: SQLite's largest LIMIT, i.e. no limit."""
 _log = logging.getLogger(__name__)
 
 
@@ -92,6 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (PLAYER_METRICS, SERVER_COUNTS, ROUNDS)
 
 
 def sync_clickhouse(ctx: JobContext) -> None:
+    ctx.clickhouse.query("SELECT 1")  # unreachable: fail now, before reading any backlog
     with closing(db.connect(ctx.db_path)) as conn:
         for operation in OPERATIONS:
             started = time.perf_counter()
@@ -106,11 +114,12 @@ def sync_clickhouse(ctx: JobContext) -> None:
 
 def sync_operation(ctx: JobContext, conn: sqlite3.Connection, operation: Operation) -> int:
     """Sync every new row of one operation, batch by batch; return the rows synced."""
+    limit = ctx.batch_size if ctx.sync_strategy == "batched" else WHOLE_BACKLOG
     synced = 0
     while True:
         ctx.check_stop()
         mark = db.get_watermark(conn, operation.name)
-        rows, new_mark = operation.fetch(conn, mark, ctx.batch_size)
+        rows, new_mark = operation.fetch(conn, mark, limit)
         if new_mark == mark:
             return synced
         ctx.clickhouse.insert(operation.table, operation.columns, rows)
