@@ -243,6 +243,8 @@ function render(data) {
     });
     return { title: panel.title, u };
   });
+  chart.dataset.from = String(data.from);
+  chart.dataset.to = String(data.to);
   chart.dataset.drawn = String(panels.reduce((sum, p) => sum + p.points, 0));
 }
 
