@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bf42stats.clickhouse import ClickHouse, ClickHouseError
+from bf42stats.clickhouse import ClickHouse, ClickHouseUnreachable
 from jobcorr.times import TimeParseError, format_local, parse_duration
 
 KINDS = ("clickhouse-outage",)
@@ -63,7 +63,7 @@ class OutageClickHouse:
 
     def _check(self) -> None:
         if self._begin <= self._clock() < self._end:
-            raise ClickHouseError(
+            raise ClickHouseUnreachable(
                 f"ClickHouse is unreachable (scheduled outage until {format_local(self._end)})"
             )
 
