@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bf42stats.clickhouse import open_clickhouse
-from support import bf42_stats, chdb_http_server, free_port
+from support import bf42_stats, chdb_http_server, free_port, wait_for
 
 from .helpers import ch_count
 
@@ -33,17 +32,19 @@ def job_samples(port: int) -> dict[tuple[str, str], float]:
     }
 
 
-def wait_for(what: str, port: int, check: Callable[[dict[tuple[str, str], float]], bool]) -> dict:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+def samples_when(what: str, port: int, check: Callable[[dict], bool]) -> dict:
+    """The service's samples once `check` holds for them."""
+    latest: dict = {}
+
+    def holds() -> bool:
         try:
-            samples = job_samples(port)
+            latest.update(job_samples(port))
         except httpx.HTTPError:
-            samples = {}
-        if samples and check(samples):
-            return samples
-        time.sleep(0.5)
-    pytest.fail(f"within {WAIT:.0f} s: {what}")
+            return False
+        return check(latest)
+
+    wait_for(holds, what, WAIT, poll=0.5)
+    return dict(latest)
 
 
 def runs(samples: dict, job: str) -> float:
@@ -71,7 +72,7 @@ def test_starts_without_clickhouse_and_catches_up_when_it_returns(tmp_path: Path
         env={"BF42_INCIDENT": ""},  # only the real outage: nothing listens on the port
     )  # fmt: skip
     try:
-        down = wait_for(
+        down = samples_when(
             "/metrics served, stats_collection running, clickhouse_sync failing", app_port,
             lambda s: runs(s, "stats_collection") >= 3 and failures(s, "clickhouse_sync") >= 3,
         )  # fmt: skip
@@ -85,7 +86,7 @@ def test_starts_without_clickhouse_and_catches_up_when_it_returns(tmp_path: Path
         assert backlog > 0  # rows waited for ClickHouse
 
         with chdb_http_server(tmp_path / "clickhouse", clickhouse_port):
-            back = wait_for(
+            back = samples_when(
                 "clickhouse_sync succeeding again", app_port,
                 lambda s: s[("bg_job_last_success_timestamp_seconds", "clickhouse_sync")] > 0,
             )  # fmt: skip
