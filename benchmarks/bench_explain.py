@@ -15,6 +15,7 @@ it syncs, with one large spike two hours before the end. Then measures, in this 
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import tempfile
@@ -53,14 +54,14 @@ def build(path: Path, days: float) -> tuple[float, float]:
             rows = int(rng.integers(5_000, 30_000)) if job == "clickhouse_sync" else 100
             if job == "clickhouse_sync" and abs(begin - spike_at) < every / 2:
                 rows = 400_000
-            lo = int(begin - start)
+            lo = math.ceil(begin - start)  # the first sample inside the run
             active[lo : lo + length] = True
             planned.append((job, index, float(begin), rows))
         running[job] = active
     memory = 300e6 + rng.normal(0, 3e6, n)
     for job, _, begin, rows in planned:
         if job == "clickhouse_sync":
-            lo = int(begin - start)
+            lo = math.ceil(begin - start)  # the first sample inside the run
             memory[lo : lo + 8] += rows * 2_000
     runs = [
         _record(job, number, begin, rows, memory, start) for job, number, begin, rows in planned
@@ -92,7 +93,7 @@ def _record(
 ) -> RunRecord:
     """The run record the tracker would have written, with the RSS it would have read."""
     length = JOBS[job][1]
-    lo = int(begin - start)
+    lo = math.ceil(begin - start)  # the first sample inside the run
     during = memory[lo : lo + length + 1]
     return RunRecord(f"{job}-{number}", job, begin, begin + length, "success", None, None, 0.1,
                      int(during.max()), int(memory[max(0, lo - 1)]), int(during[-1]),
