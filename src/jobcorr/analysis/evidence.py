@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from jobcorr.analysis.spikes import Spike, baselines
-from jobcorr.timeline import Ownership, RunSpan, Series
+from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series
 
 MIN_COVERAGE = 0.25
 """A job whose runs covered less of the climb than this did not make it."""
@@ -83,12 +84,13 @@ def coverage(
     runs: list[RunSpan], climb: tuple[float, float], tolerance: float, now: float
 ) -> float:
     """Share of the climb the runs covered; a run that began within one sample of the
-    climb's start is taken to cover it."""
+    climb's start is taken to cover it, and the top sample stands until the next one."""
     span = climb[1] - climb[0]
     if span <= 0:
         return 1.0
     covered = sum(
-        max(0.0, min(climb[1], _end(r, now)) - max(climb[0], r.start - tolerance)) for r in runs
+        max(0.0, min(climb[1] + tolerance, _end(r, now)) - max(climb[0], r.start - tolerance))
+        for r in runs
     )
     return min(1.0, covered / span)
 
@@ -157,14 +159,24 @@ def job_effects(
     columns = np.zeros((len(times), len(jobs) + 1))
     columns[:, -1] = 1.0
     for column, job in enumerate(jobs):
-        for run in runs[job]:
-            lo, hi = np.searchsorted(times, [run.start, _end(run, now)])
-            columns[lo:hi, column] = 1.0
+        columns[:, column] = _during(times, runs[job], now)
     active = [bool(columns[:, i].any()) for i in range(len(jobs))]
     if not any(active):
         return {}
     solution, *_ = np.linalg.lstsq(columns, excess, rcond=None)
     return {job: float(solution[i]) for i, job in enumerate(jobs) if active[i]}
+
+
+def _during(times: FloatArray, runs: list[RunSpan], now: float) -> npt.NDArray[np.bool_]:
+    """Which samples fell while one of `runs` went. A sample stands for the time until the
+    next one (a one-minute rollup is stamped with its minute's start), so a run marks the
+    sample at or before its start and every sample up to its end."""
+    inside = np.zeros(len(times), dtype=bool)
+    for run in runs:
+        lo = max(0, int(np.searchsorted(times, run.start, side="right")) - 1)
+        hi = int(np.searchsorted(times, _end(run, now), side="right"))
+        inside[lo:hi] = True
+    return inside
 
 
 def lift(effect: float | None, height: float) -> float:
@@ -174,11 +186,14 @@ def lift(effect: float | None, height: float) -> float:
     return float(np.clip(effect / (LIFT_SCALE * height), 0.0, 1.0))
 
 
-def volume_fit(earlier: list[RunSpan], series: Series) -> VolumeFit | None:
+def volume_fit(earlier: list[RunSpan], series: Series, memory: bool = False) -> VolumeFit | None:
     """The volume whose per-run amount best explains the earlier runs' rise: the median
     rise per unit (robust to a run that met someone else's allocation), and the R² of
-    rise = per_unit x amount."""
-    measured = [(rise, run) for run in earlier if (rise := _rise_during(run, series)) is not None]
+    rise = per_unit x amount. For memory, a run's own readings (peak against start) are
+    its rise where it recorded them: exact at any sampling of the series."""
+    measured = [
+        (rise, run) for run in earlier if (rise := _rise_during(run, series, memory)) is not None
+    ]
     best: VolumeFit | None = None
     names = {name for _, run in measured for name in run.volumes}
     for name in sorted(names):
@@ -196,10 +211,12 @@ def volume_fit(earlier: list[RunSpan], series: Series) -> VolumeFit | None:
     return best
 
 
-def _rise_during(run: RunSpan, series: Series) -> float | None:
+def _rise_during(run: RunSpan, series: Series, memory: bool) -> float | None:
     """How far the metric climbed during a finished run, from its value at the start."""
     if run.end is None:
         return None
+    if memory and run.peak_memory is not None and run.memory_at_start is not None:
+        return run.peak_memory - run.memory_at_start
     start_value = series.at(run.start)
     inside = series.between(run.start, run.end)
     if start_value is None or len(inside) == 0:
@@ -246,11 +263,7 @@ def outside_likelihood(
     big = np.nan_to_num(past.values - median, nan=0.0) > BIG_EXCESS * height
     if not big.any():
         return 1.0
-    inside = np.zeros(len(past), dtype=bool)
-    for job_runs in runs.values():
-        for run in job_runs:
-            lo, hi = np.searchsorted(past.times, [run.start, _end(run, now)])
-            inside[lo:hi] = True
+    inside = _during(past.times, [r for job_runs in runs.values() for r in job_runs], now)
     outside_share = float((big & ~inside).sum() / big.sum())
     return float(OUTSIDE_RATIO**outside_share)
 
@@ -281,10 +294,7 @@ def inside_outside(series: Series, runs: list[RunSpan]) -> tuple[float | None, f
     """Median of the metric while the runs went, and while they did not."""
     if len(series) == 0 or not runs:
         return None, None
-    inside = np.zeros(len(series), dtype=bool)
-    for run in runs:
-        lo, hi = np.searchsorted(series.times, [run.start, _end(run, run.start)])
-        inside[lo:hi] = True
+    inside = _during(series.times, runs, now=0.0)
     values = series.values
     return (
         float(np.median(values[inside])) if inside.any() else None,

@@ -253,7 +253,7 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
     drafts = []
     for job, job_runs in suspects.items():
         earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
-        fit = evidence.volume_fit(earlier, context.series)
+        fit = evidence.volume_fit(earlier, context.series, context.metric == "memory")
         draft = _candidate(
             context, job, job_runs, 0.0,
             onset=evidence.onset(job_runs, context.spike, context.series, context.tolerance,
