@@ -48,6 +48,9 @@ MIN_HISTORY_RUNS = 2
 needs at least this many."""
 MIN_REGRESSION_SAMPLES = 10
 """The history regression needs this many samples with a baseline."""
+CONTEXT_POINTS = 60
+"""The history's baseline is judged on at most this many points per window: a rough
+baseline is enough to regress on, and a day of 1 Hz history stays fast."""
 
 
 @dataclass(frozen=True)
@@ -143,27 +146,27 @@ def _steepest(series: Series, spike: Spike) -> float:
     return float(climb.times[1 + int(np.argmax(np.diff(climb.values)))])
 
 
-def job_effects(
-    series: Series, runs: dict[str, list[RunSpan]], baseline_window: float, now: float
-) -> dict[str, float]:
-    """Least-squares effect of each job's runs on the metric's excess over its baseline."""
-    if len(series) < MIN_REGRESSION_SAMPLES or not runs:
-        return {}
-    median, _ = baselines(series, baseline_window)
+def excess(series: Series, baseline_window: float) -> Series:
+    """The metric over its trailing baseline, where it has one: what the history's
+    evidence (lift, climbs outside jobs) reads."""
+    median, _ = baselines(series, baseline_window, CONTEXT_POINTS)
     usable = ~np.isnan(median)
-    if usable.sum() < MIN_REGRESSION_SAMPLES:
+    return Series(series.times[usable], (series.values - median)[usable])
+
+
+def job_effects(excess: Series, runs: dict[str, list[RunSpan]], now: float) -> dict[str, float]:
+    """Least-squares effect of each job's runs on the metric's excess over its baseline."""
+    if len(excess) < MIN_REGRESSION_SAMPLES or not runs:
         return {}
-    excess = (series.values - median)[usable]
-    times = series.times[usable]
     jobs = sorted(runs)
-    columns = np.zeros((len(times), len(jobs) + 1))
+    columns = np.zeros((len(excess), len(jobs) + 1))
     columns[:, -1] = 1.0
     for column, job in enumerate(jobs):
-        columns[:, column] = _during(times, runs[job], now)
+        columns[:, column] = _during(excess.times, runs[job], now)
     active = [bool(columns[:, i].any()) for i in range(len(jobs))]
     if not any(active):
         return {}
-    solution, *_ = np.linalg.lstsq(columns, excess, rcond=None)
+    solution, *_ = np.linalg.lstsq(columns, excess.values, rcond=None)
     return {job: float(solution[i]) for i, job in enumerate(jobs) if active[i]}
 
 
@@ -253,17 +256,14 @@ def likelihood(
 
 
 def outside_likelihood(
-    past: Series, runs: dict[str, list[RunSpan]], baseline_window: float, height: float, now: float
+    excess: Series, runs: dict[str, list[RunSpan]], height: float, now: float
 ) -> float:
     """The likelihood ratio of "outside every job": up to OUTSIDE_RATIO as the history's
     big climbs happened while no job ran; 1 when they did not, or there were none."""
-    if len(past) < MIN_REGRESSION_SAMPLES:
+    big = excess.values > BIG_EXCESS * height
+    if len(excess) < MIN_REGRESSION_SAMPLES or not big.any():
         return 1.0
-    median, _ = baselines(past, baseline_window)
-    big = np.nan_to_num(past.values - median, nan=0.0) > BIG_EXCESS * height
-    if not big.any():
-        return 1.0
-    inside = _during(past.times, [r for job_runs in runs.values() for r in job_runs], now)
+    inside = _during(excess.times, [r for job_runs in runs.values() for r in job_runs], now)
     outside_share = float((big & ~inside).sum() / big.sum())
     return float(OUTSIDE_RATIO**outside_share)
 

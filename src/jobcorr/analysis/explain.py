@@ -249,7 +249,8 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
     if not suspects:
         return []
     past = context.series.between(-np.inf, context.spike.rise_start - context.tolerance)
-    effects = evidence.job_effects(past, context.runs, context.baseline_window, context.now)
+    past_excess = evidence.excess(past, context.baseline_window)
+    effects = evidence.job_effects(past_excess, context.runs, context.now)
     drafts = []
     for job, job_runs in suspects.items():
         earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
@@ -267,8 +268,7 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
             if context.metric == "memory" else None,
         )  # fmt: skip
         drafts.append(draft)
-    outside = evidence.outside_likelihood(past, context.runs, context.baseline_window, height,
-                                          context.now)  # fmt: skip
+    outside = evidence.outside_likelihood(past_excess, context.runs, height, context.now)
     weights = {c.job: evidence.likelihood(c.onset, c.fit, c.agreement, c.lift) for c in drafts}
     prior = (1 - PRIOR_OUTSIDE) / len(drafts)
     total = PRIOR_OUTSIDE * outside + sum(prior * w for w in weights.values())

@@ -126,18 +126,25 @@ def baselines(
     offset = int(-round(series.times[0] / step)) % stride if step > 0 else 0
     kept = np.arange(offset, n, stride)
     width = max(MIN_BASELINE_POINTS, points // stride)
-    padded = np.concatenate([np.full(width, np.nan), values[kept]])
-    # Row r holds the `width` kept points before kept point r; only rows with enough past count.
-    rows = sliding_window_view(padded, width)[MIN_BASELINE_POINTS:]
-    median = np.full(len(kept) + 1, np.nan)
-    mad = np.full(len(kept) + 1, np.nan)
-    if len(rows):
-        median[MIN_BASELINE_POINTS:] = np.nanmedian(rows, axis=1)
-        mad[MIN_BASELINE_POINTS:] = np.nanmedian(
-            np.abs(rows - median[MIN_BASELINE_POINTS:, None]), axis=1
-        )
+    median, mad = _trailing(values[kept], width)
     before = np.searchsorted(kept, np.arange(n), side="left")  # kept points before each sample
     return median[before], mad[before]
+
+
+def _trailing(coarse: FloatArray, width: int) -> tuple[FloatArray, FloatArray]:
+    """(median, MAD) of the up to `width` points before each index 0..len(coarse); NaN
+    where fewer than MIN_BASELINE_POINTS came before. Full windows in one vectorised pass
+    (no NaN padding: numpy's nanmedian is many times slower), the first ones one by one."""
+    median = np.full(len(coarse) + 1, np.nan)
+    mad = np.full(len(coarse) + 1, np.nan)
+    for row in range(MIN_BASELINE_POINTS, min(width, len(coarse) + 1)):
+        median[row] = np.median(coarse[:row])
+        mad[row] = np.median(np.abs(coarse[:row] - median[row]))
+    if len(coarse) >= width:
+        full = sliding_window_view(coarse, width)  # row i: the points before index i + width
+        median[width:] = np.median(full, axis=1)
+        mad[width:] = np.median(np.abs(full - median[width:, None]), axis=1)
+    return median, mad
 
 
 def find_spikes(series: Series, metric: Metric, settings: SpikeSettings) -> list[Spike]:
