@@ -76,6 +76,19 @@ def running(job: str, registry: CollectorRegistry) -> Iterator[None]:
         thread.join()
 
 
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Wait until GET `url` answers 200 (a server that just started)."""
+    import httpx
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, f"{url} to answer 200", timeout, poll=0.2)
+
+
 def free_port() -> int:
     """A port nothing listens on right now."""
     with socket.socket() as sock:

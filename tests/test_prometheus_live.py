@@ -22,7 +22,7 @@ import yaml
 
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.sources.prometheus import PrometheusTimeline
-from support import free_port, require_tool
+from support import free_port, require_tool, wait_ready
 
 SERVICE = Path(__file__).parent / "fixtures" / "ticking_service.py"
 STARTUP = 60.0
@@ -57,18 +57,6 @@ def _wait_for(process: subprocess.Popen[str], word: str, timeout: float) -> None
         if not line and process.poll() is not None:
             pytest.fail(f"the service exited with {process.returncode} before {word!r}")
     pytest.fail(f"the service did not say {word!r} in {timeout:.0f} s")
-
-
-def _ready(url: str) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"Prometheus at {url} did not become ready")
 
 
 @pytest.fixture(scope="module", params=[
@@ -111,7 +99,7 @@ def live(
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        _ready(url)
+        wait_ready(f"{url}/-/ready", STARTUP)
         _wait_for(service, "ready", STARTUP)
         _wait_for(service, "done", STARTUP + cadence.runs * cadence.period * 4)
         time.sleep(2.5 * cadence.interval)  # scrapes after the last run
@@ -177,7 +165,8 @@ def test_cpu_and_logs_are_owned_per_job_live(live: Live) -> None:
     timeline = PrometheusTimeline(live.url)
     cpu = timeline.owned("cpu", first, last)
     assert cpu is not None and set(cpu.by_job) == {"ticker"}
-    assert cpu.by_job["ticker"].values.max() > 0.05
+    ticker = cpu.by_job["ticker"]  # a run every period: CPU in every scrape interval it ran
+    assert len(ticker) >= 3 and (ticker.values > 0).sum() >= len(ticker) / 2
     assert (cpu.outside.values >= 0).all()
     logs = timeline.owned("logs", first, last)
     assert logs is not None

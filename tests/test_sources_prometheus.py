@@ -18,7 +18,7 @@ from jobcorr.sources import SourceError
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.sources.prometheus import PrometheusTimeline
 from scenarios.harness import Ran
-from support import free_port, require_tool
+from support import free_port, require_tool, wait_ready
 
 WINDOW, HISTORY = 3.0, 60.0
 
@@ -40,18 +40,6 @@ def labelled(ran: list[Ran]) -> Iterator[tuple[str, str, str]]:
             else:
                 series = f"{series}{{{tag}}}"
             yield series, value, seconds
-
-
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url} did not become ready")
 
 
 @pytest.fixture(scope="module")
