@@ -7,7 +7,8 @@ it syncs, with one large spike two hours before the end. Then measures, in this 
 - `explain` at the spike (window 5 min, history 24 h), against merely reading the
   window's raw memory samples out of SQLite;
 - `spikes --since 7d` (the survey over one-minute rollups);
-- the recorder at 1 Hz on a registry like bf42-stats's: CPU seconds per hour of recording.
+- the recorder at 1 Hz on a registry like bf42-stats's: CPU seconds per hour of recording,
+  with a run of each job going (each tick reads their threads' CPU clocks) and with none.
 
     python benchmarks/bench_explain.py [--days 7]
 """
@@ -19,6 +20,7 @@ import math
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from jobcorr.tracking import RunRecord
 
 JOBS = {"clickhouse_sync": (45, 8), "stats_collection": (120, 3), "ranking_calc": (3600, 60),
         "gamification": (300, 5)}  # name: (every seconds, duration seconds)  # fmt: skip
+OVERHEAD_ROUNDS = 3
+"""Recorder measurements with and without runs going, interleaved (30 s each)."""
 
 
 def build(path: Path, days: float) -> tuple[float, float]:
@@ -109,8 +113,9 @@ def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def recorder_cpu_per_hour(seconds: float = 30.0, hz: float = 20.0) -> float:
-    """CPU seconds the recorder spends per hour at 1 Hz (measured at `hz` and scaled)."""
+def recorder_cpu_per_hour(running: int, seconds: float = 30.0, hz: float = 20.0) -> float:
+    """CPU seconds the recorder spends per hour at 1 Hz (measured at `hz` and scaled), with
+    `running` runs going all along, so every tick also reads their threads' CPU clocks."""
     from bf42stats.metrics import service_metrics
 
     registry = CollectorRegistry()
@@ -119,15 +124,29 @@ def recorder_cpu_per_hour(seconds: float = 30.0, hz: float = 20.0) -> float:
     for job in JOBS:
         with jobcorr.track(job, registry=registry):
             pass
+    release = threading.Event()
+    going = [threading.Thread(target=_run_until, args=(job, registry, release))
+             for job in list(JOBS)[:running]]  # fmt: skip
+    for thread in going:
+        thread.start()
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_SELF)
         recorder = jobcorr.start_recorder(Path(tmp) / "r.sqlite3", 1 / hz, registry=registry)
         time.sleep(seconds)
         recorder.stop()
         after = resource.getrusage(resource.RUSAGE_SELF)
+    release.set()
+    for thread in going:
+        thread.join()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     per_tick = cpu / (seconds * hz)
     return per_tick * 3600
+
+
+def _run_until(job: str, registry: CollectorRegistry, release: threading.Event) -> None:
+    """One run of `job` that waits (using no CPU) until `release` is set."""
+    with jobcorr.track(job, registry=registry):
+        release.wait()
 
 
 def main() -> None:
@@ -156,7 +175,11 @@ def main() -> None:
         planted = [s for s in spikes if abs(s.spike.peak_at - spike_at) < 120]
         if not planted or planted[0].top is None or planted[0].top.job != "clickhouse_sync":
             raise SystemExit(f"spikes missed the planted spike or named another job: {planted}")
-    cpu_hour = recorder_cpu_per_hour()
+    idle, busy = [], []
+    for _ in range(OVERHEAD_ROUNDS):  # interleaved: the machine's load drifts
+        idle.append(recorder_cpu_per_hour(running=0))
+        busy.append(recorder_cpu_per_hour(running=len(JOBS)))
+    cpu_idle, cpu_hour = statistics.median(idle), statistics.median(busy)
     print(f"explain (5 min window, 24 h history):  {explain_s:7.3f} s   (target < 1 s)")
     print(
         f"read the window's raw memory samples:  {read_s:7.3f} s   "
@@ -167,8 +190,13 @@ def main() -> None:
         f"{len(spikes)} spikes)"
     )
     print(
-        f"recorder at 1 Hz:                      {cpu_hour:7.2f} CPU s per hour = "
+        f"recorder at 1 Hz, {len(JOBS)} runs going:        {cpu_hour:7.2f} CPU s per hour = "
         f"{cpu_hour / 36:.3f}% of one core   (target < 1%)"
+    )
+    print(
+        f"recorder at 1 Hz, no run going:        {cpu_idle:7.2f} CPU s per hour   "
+        f"(with / without runs = {cpu_hour / cpu_idle:.2f}; rounds: "
+        f"{', '.join(f'{b / 36:.3f}%' for b in busy)})"
     )
 
 
