@@ -192,3 +192,21 @@ def test_record_skipped_counts_skipped_ticks(registry) -> None:
     assert state(registry, "clickhouse_sync").skipped == 2
     with pytest.raises(ValueError):
         jobcorr.record_skipped("Not A Job", registry=registry)
+
+
+def test_a_run_starts_from_a_fresh_reading_and_not_from_earlier_peaks(registry, records) -> None:
+    with jobcorr.track("warm_up", registry=registry):
+        time.sleep(0.05)  # the sampler is awake and ticking slowly between runs
+    size = 200 * 1024 * 1024
+    spike = bytearray(size)
+    spike[::4096] = b"s" * len(spike[::4096])
+    del spike  # a spike outside every run
+    held = bytearray(size)
+    held[::4096] = b"h" * len(held[::4096])  # memory that grew outside every run, and stays
+    time.sleep(0.3)  # several slow ticks
+    with jobcorr.track("ranking_calc", registry=registry):
+        time.sleep(0.1)
+    run = records[-1]
+    assert run.rss_at_start >= records[0].rss_at_end + size * 0.9  # the growth is seen
+    assert run.peak_rss_bytes - run.rss_at_start < size * 0.5  # the earlier spike is not its
+    del held

@@ -15,12 +15,18 @@ during its own lifetime: an innocent run that overlaps a hungry one reports the 
 Attribution across overlapping runs is the analysis's job, not this figure's.
 
 Side effect: resetting the peak-RSS mark also resets what other tools read as `VmHWM`
-for this process while runs are active.
+for this process while the sampler is awake.
 
-Start and end readings are the sampler's latest, at most one interval old; the sampler
-keeps ticking for `linger` seconds after the last run so that back-to-back runs stay fresh.
-The first run after a quiet spell reads its start directly (one pread of
-/proc/self/statm), since the sampler's last reading is then stale.
+What a run pays, and what the sampler costs
+-------------------------------------------
+A run's own path reads no /proc file and wakes no thread while the sampler is awake: its
+start is the sampler's latest reading. The sampler ticks every `interval` while a run is
+active (reading VmHWM, as above) and every `slow_interval` (50 ms) otherwise, reading the
+current RSS (/proc/self/statm) and resetting the peak mark, so a run's start reading is at
+most that old and its first peak covers at most that much time before it began. After
+`linger` seconds without runs the sampler sleeps; the first run after that reads its start
+directly (one pread of /proc/self/statm) and wakes it. Its end is the last reading during
+the run; a run shorter than one tick ends at its start reading.
 """
 
 from __future__ import annotations
@@ -33,16 +39,14 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class Watch:
-    """What the sampler fills in for one run: RSS at its start and the peak so far (bytes).
+    """What the sampler fills in for one run: RSS at its start, the latest reading and the
+    peak so far (bytes). `jobcorr.tracking.Run` is a Watch, so watching a run allocates
+    nothing."""
 
-    `jobcorr.tracking.Run` is a Watch, so watching a run allocates nothing.
-    """
-
-    __slots__ = ("rss_peak", "rss_start")
+    __slots__ = ("rss_last", "rss_peak", "rss_start")
 
     def __init__(self) -> None:
-        self.rss_start: int | None = None
-        self.rss_peak = 0
+        self.rss_start = self.rss_last = self.rss_peak = 0
 
 
 class _ProcReader:
@@ -68,6 +72,15 @@ class _ProcReader:
         if self._statm < 0:
             return None
         return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE_SIZE
+
+    def reset(self) -> None:
+        """Reset the kernel's peak mark, so the next `read` sees peaks from now on."""
+        if self._clear_refs >= 0:
+            try:
+                os.write(self._clear_refs, b"5")
+            except OSError:
+                os.close(self._clear_refs)
+                self._clear_refs = -1
 
     def read(self) -> tuple[int, int]:
         if self._clear_refs >= 0:
@@ -107,9 +120,12 @@ class RssSampler:
     set are atomic in CPython, and the sampler thread reads a copy of the set.
     """
 
-    def __init__(self, interval: float = 0.01, linger: float = 1.0) -> None:
+    def __init__(
+        self, interval: float = 0.01, slow_interval: float = 0.05, linger: float = 60.0
+    ) -> None:
         self.interval = interval
-        self._linger_ticks = max(1, round(linger / interval))
+        self.slow_interval = slow_interval
+        self._linger_ticks = max(1, round(linger / slow_interval))
         self._init_state()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._init_state)
@@ -136,14 +152,8 @@ class RssSampler:
 
     def begin(self, watch: Watch) -> None:
         """Start watching `watch` for one run."""
-        if self._idle:
-            # The latest reading is old: read the start now (the first run after a quiet
-            # spell pays one small /proc read; runs in a busy period pay none).
-            start = self._ensure_reader().current()
-            watch.rss_start = start
-            watch.rss_peak = start if start is not None else self._latest
-        else:
-            watch.rss_start = watch.rss_peak = self._latest
+        start = (self._ensure_reader().current() or 0) if self._idle else self._latest
+        watch.rss_start = watch.rss_last = watch.rss_peak = start
         self._watches.add(watch)
         if self._idle:  # read after the add: see _go_idle_unless_watched
             self._wake_up()
@@ -151,21 +161,19 @@ class RssSampler:
     def end(self, watch: Watch) -> tuple[int, int, int]:
         """Stop watching; return (rss at start, peak, rss at end) in bytes."""
         self._watches.discard(watch)
-        latest = self._latest
-        start = latest if watch.rss_start is None else watch.rss_start
-        return start, max(watch.rss_peak, start, latest), latest
+        start, last = watch.rss_start, watch.rss_last
+        return start, max(watch.rss_peak, start, last), last
 
     def _wake_up(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._latest = self._ensure_reader().read()[0]
                 self._thread = threading.Thread(target=self._loop, name="jobcorr-rss", daemon=True)
                 self._thread.start()
             if self._idle:
                 self._idle = False
                 self._wake.set()
 
-    def _go_idle_unless_watched(self) -> None:
+    def _go_idle_unless_watched(self) -> bool:
         # `begin` adds its watch and then reads `_idle`; here `_idle` is set and then the
         # watches are read. Either the new watch is seen here, or `begin` sees `_idle`.
         with self._lock:
@@ -174,22 +182,33 @@ class RssSampler:
             if self._watches:
                 self._idle = False
                 self._wake.set()
+            return self._idle
 
     def _loop(self) -> None:
         reader = self._ensure_reader()
-        quiet_ticks = 0
         while True:
             self._wake.wait()
-            rss, peak = reader.read()
-            self._latest = rss
+            self._latest = reader.current() or 0
+            reader.reset()  # a busy spell begins: earlier peaks are not its runs'
+            self._tick_until_quiet(reader)
+
+    def _tick_until_quiet(self, reader: _ProcReader) -> None:
+        quiet_ticks = 0
+        while True:
             watches = list(self._watches)
-            for watch in watches:
-                if watch.rss_start is None:
-                    watch.rss_start = rss
-                if peak > watch.rss_peak:
-                    watch.rss_peak = peak
-            quiet_ticks = 0 if watches else quiet_ticks + 1
-            if quiet_ticks > self._linger_ticks:
-                self._go_idle_unless_watched()
+            if watches:
+                rss, peak = reader.read()
+                self._latest = rss
+                for watch in watches:
+                    watch.rss_last = rss
+                    if peak > watch.rss_peak:
+                        watch.rss_peak = peak
                 quiet_ticks = 0
-            time.sleep(self.interval)
+                time.sleep(self.interval)
+                continue
+            quiet_ticks += 1
+            if quiet_ticks > self._linger_ticks and self._go_idle_unless_watched():
+                return
+            time.sleep(self.slow_interval)
+            self._latest = reader.current() or 0  # the next run's start
+            reader.reset()  # and its first peak counts from here
