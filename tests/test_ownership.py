@@ -109,10 +109,10 @@ def _hold_the_gil(seconds: float) -> None:
     """Stall every thread of the process (the recorder's too) for about `seconds`: one call
     into C that never returns to the interpreter, so it never lets the GIL go."""
     probe, took = 1_000_000, []
-    for _ in range(3):  # the fastest probe: one preempted by a busy machine would shorten it
-        began = time.perf_counter()
+    for _ in range(3):  # CPU time, not wall: a probe preempted by a busy machine would
+        began = time.thread_time()  # look slow and make the stall too short
         sum(range(probe))
-        took.append(time.perf_counter() - began)
+        took.append(time.thread_time() - began)
     per_item = max(min(took), 1e-9) / probe
     sum(range(int(seconds / per_item)))
 
