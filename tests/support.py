@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 import jobcorr
+from jobcorr.store import Store, StoredRun
+
+T = TypeVar("T")
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -45,15 +48,43 @@ def require_root(purpose: str) -> None:
         missing(f"root to {purpose}")
 
 
-def wait_for(
-    condition: Callable[[], object], what: str, timeout: float, poll: float = 0.05
-) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+def wait_for(condition: Callable[[], T], what: str, timeout: float, poll: float = 0.05) -> T:
+    """Poll `condition` until it holds and return what it gave; fail naming `what` after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             pytest.fail(f"waited {timeout}s for {what}")
         time.sleep(poll)
+    return value
+
+
+def job_sample(url: str, name: str, job: str) -> float | None:
+    """The value of sample `name{job=...}` on the /metrics at `url` (0 if absent), or None
+    while nothing answers there."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(url, timeout=10).text
+    except httpx.TransportError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("job") == job:
+                return sample.value
+    return 0.0
+
+
+def finished_runs(path: Path, job: str) -> list[StoredRun]:
+    """The finished runs of `job` a recorder has written to the store at `path` so far."""
+    if not path.exists():
+        return []
+    store = Store(path, readonly=True)
+    try:
+        return [run for run in store.runs(0, time.time() + 60, job) if run.status != "running"]
+    finally:
+        store.close()
 
 
 @contextmanager

@@ -14,12 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from jobcorr.store import Store, StoredRun
-from support import RedisServer, free_port
+import support
+from jobcorr.store import StoredRun
+from support import RedisServer, T, free_port
 
 RUNNERS = Path(__file__).parent / "runners"
 MIB = 1 << 20
@@ -70,38 +69,17 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         sys.modules.pop("celery_app", None)
 
 
-def scrape(url: str) -> dict[tuple[str, str], float]:
-    """{(sample name, job): value} of the bg_job_* samples on /metrics."""
-    text = httpx.get(url, timeout=10).text
-    return {
-        (sample.name, sample.labels.get("job", "")): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name.startswith("bg_job_")
-    }
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = SETTLE_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def wait_for(condition: Callable[[], T], what: str) -> T:
+    return support.wait_for(condition, what, SETTLE_SECONDS, poll=0.1)
 
 
 def count(worker: Any, name: str, job: str) -> float:
-    return scrape(worker.metrics_url).get((name, job), 0.0)
+    return support.job_sample(worker.metrics_url, name, job) or 0.0
 
 
 def stored_runs(worker: Any, job: str) -> list[StoredRun]:
     """The finished runs of `job` the recorder has written so far (it flushes every 5 s)."""
-    store = Store(worker.store, readonly=True)
-    try:
-        return [run for run in store.runs(0, time.time() + 60, job) if run.status != "running"]
-    finally:
-        store.close()
+    return support.finished_runs(worker.store, job)
 
 
 def test_counts_equal_the_tasks_run_across_recycled_children(worker) -> None:

@@ -9,17 +9,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import Queue
 from rq.command import send_stop_job_command
 
-from jobcorr.store import Store, StoredRun
-from support import RedisServer, free_port
+import support
+from jobcorr.store import StoredRun
+from support import RedisServer, T, free_port
 
 RUNNERS = Path(__file__).parent / "runners"
 MIB = 1 << 20
@@ -49,25 +47,13 @@ class RqWorker:
         )  # fmt: skip
 
     def metric(self, name: str, job: str) -> float:
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
-        except httpx.TransportError:
-            return -1.0  # not serving yet
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels.get("job") == job:
-                    return sample.value
-        return 0.0
+        """-1 while the worker does not serve /metrics yet."""
+        value = support.job_sample(f"http://127.0.0.1:{self.port}/metrics", name, job)
+        return -1.0 if value is None else value
 
     def runs(self, job: str) -> list[StoredRun]:
         """Finished runs of `job` in the recorder's store (written every 5 s)."""
-        if not self.store.exists():
-            return []
-        store = Store(self.store, readonly=True)
-        try:
-            return [run for run in store.runs(0, time.time() + 60, job) if run.status != "running"]
-        finally:
-            store.close()
+        return support.finished_runs(self.store, job)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)  # warm shutdown: the recorder flushes
@@ -94,12 +80,8 @@ def worker(
         sys.modules.pop("rq_app", None)
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = SETTLE_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
+def wait_for(condition: Callable[[], T], what: str) -> T:
+    return support.wait_for(condition, what, SETTLE_SECONDS, poll=0.1)
 
 
 def test_every_job_is_counted_once_with_its_outcome(worker) -> None:

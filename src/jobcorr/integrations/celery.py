@@ -200,7 +200,6 @@ class _Instrumented:
         request: Any = None,
         terminated: bool = False,
         signum: Any = None,
-        expired: bool = False,
         **_: Any,
     ) -> None:
         task_id = getattr(request, "id", None)
