@@ -97,7 +97,7 @@ class PrometheusTimeline(Source):
         self._match = (match or "").strip().removeprefix("{").removesuffix("}").strip()
         self._matchers: str | None = None  # the service's, found on first use
         self._instances: list[str] = []
-        self._step = step
+        self._step: float | None = step
 
     def refresh(self) -> None:
         """Nothing to do: every answer is a fresh query."""
@@ -207,18 +207,18 @@ class PrometheusTimeline(Source):
         return self._ensure_step(time.time())
 
     def _ensure_step(self, near: float) -> float:
+        """The scrape interval, measured once from the data; until there are samples near
+        a window, the targets' configured interval stands in (and is not kept)."""
         if self._step is None:
             self._step = self._measured_interval(near)
-        return self._step
+        return self._step or self._configured_interval() or DEFAULT_INTERVAL
 
-    def _measured_interval(self, near: float) -> float:
-        """The scrape interval: the median step between the raw samples of the service's
-        memory series before `near`; else the targets' configured interval."""
+    def _measured_interval(self, near: float) -> float | None:
+        """The median step between the raw samples of the service's memory series in the
+        lookback before `near`, or None when there are fewer than two."""
         raw = self._raw(contract.PROCESS_RESIDENT_MEMORY, near - SCRAPE_LOOKBACK, near)
         steps = [np.diff(series.times) for _, series in raw if len(series) >= 2]
-        if steps:
-            return float(np.median(np.concatenate(steps)))
-        return self._configured_interval() or DEFAULT_INTERVAL
+        return float(np.median(np.concatenate(steps))) if steps else None
 
     def _configured_interval(self) -> float | None:
         """The median `scrapeInterval` of the service's targets (Prometheus's target
