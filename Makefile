@@ -39,7 +39,7 @@ test: setup
 
 # The ground truth scraped live by Prometheus (15 s, 30 s) and VictoriaMetrics: ~20 min.
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --tb=short
 
 bench: setup
 	$(PY) benchmarks/bench_tracking.py

@@ -88,6 +88,9 @@ class Fleet:
     ran: list[Ran]
     engines: list[Engine]
 
+    def __repr__(self) -> str:  # pytest prints it with every failure
+        return f"Fleet({len(self.ran)} scenarios, {', '.join(e.name for e in self.engines)})"
+
 
 def scrape_config(ports: dict[str, int], interval: int) -> dict[str, Any]:
     """One scrape job over every scenario, as our generated config does: honor_labels keeps
