@@ -15,103 +15,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import Counter, defaultdict
-from dataclasses import dataclass
-from typing import Any
 
-from jobcorr.analysis import Explanation, explain, survey
-from jobcorr.analysis.narrative import count
+from jobcorr.analysis import explain, survey
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.times import iso_local
 from scenarios.harness import Ran
+from scenarios.scoring import ASKED_AFTER, WINDOW, judge, questions, reliability, report
 
-WINDOW = 3.0
-HISTORY = 60.0
-ASKED_AFTER = 0.3
-"""Seconds after the planted moment the question is asked (a user clicking the climb)."""
 RIGHT_SHARE = 0.95
-LEVELS = (0.5, 0.7, 0.9)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    scenario: str
-    family: str
-    result: str
-    """right, wrong, abstained, false_blame or missed."""
-    confidence: float | None
-    """The top candidate's confidence, when there was one."""
-    top_right: bool
-    conclusion: str
-
-
-def questions(ran: Ran) -> list[dict[str, Any]]:
-    spec = ran.spec
-    first = {"spike_at": spec["spike_at"], "guilty": spec["guilty"], "volume": spec["volume"]}
-    return [first, *spec.get("also", [])]
-
-
-def judge(ran: Ran, question: dict[str, Any]) -> Outcome:
-    planted = ran.started + question["spike_at"]
-    answer = explain(
-        EmbeddedTimeline(ran.store), planted + ASKED_AFTER, window=WINDOW,
-        metric=ran.spec["metric"], history=HISTORY,
-    )  # fmt: skip
-    guilty = question["guilty"]
-    top = answer.candidates[0] if answer.candidates else None
-    outcome = _classify(answer, planted, guilty, question["volume"])
-    return Outcome(ran.spec["name"], ran.spec.get("family", "-"), outcome,
-                   None if top is None else top.confidence,
-                   top is not None and top.job == guilty, answer.conclusion)  # fmt: skip
-
-
-def _classify(answer: Explanation, planted: float, guilty: str | None, volume: dict) -> str:
-    spike = answer.spike
-    if spike is None or not (spike.rise_start <= planted + 1.5 and spike.peak_at >= planted - 0.5):
-        return "missed"
-    blamed = answer.blamed.job if answer.blamed else None
-    if guilty is None:
-        return "false_blame" if blamed else "right"
-    if blamed is None:
-        return "abstained"
-    [(name, amount)] = volume.items()
-    if blamed == guilty and f"{count(amount)} {name}" in answer.conclusion:
-        return "right"
-    return "wrong" if blamed == guilty else "false_blame"
-
-
-def report(outcomes: list[Outcome]) -> str:
-    """The per-family table and the reliability table, as printed into RESULTS.md."""
-    by_family: dict[str, Counter[str]] = defaultdict(Counter)
-    for outcome in outcomes:
-        by_family[outcome.family][outcome.result] += 1
-    by_family["all"] = sum(by_family.values(), Counter())
-    lines = ["| family | questions | right | wrong | abstained | false blames | missed |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for family, counts in by_family.items():
-        lines.append(
-            f"| {family} | {sum(counts.values())} | {counts['right']} | {counts['wrong']} | "
-            f"{counts['abstained']} | {counts['false_blame']} | {counts['missed']} |"
-        )
-    lines += ["", "| confidence ≥ | answers | right | share right |", "|---|---|---|---|"]
-    for level, answers, right in reliability(outcomes):
-        share = f"{right / answers:.0%}" if answers else "-"
-        lines.append(f"| {level} | {answers} | {right} | {share} |")
-    return "\n".join(lines)
-
-
-def reliability(outcomes: list[Outcome]) -> list[tuple[float, int, int]]:
-    """(c, answers with top confidence >= c, of which the top job was the guilty one)."""
-    rows = []
-    for level in LEVELS:
-        given = [o for o in outcomes if o.confidence is not None and o.confidence >= level]
-        rows.append((level, len(given), sum(o.top_right for o in given)))
-    return rows
 
 
 def test_explain_names_the_guilty_job_or_nobody(ran: list[Ran]) -> None:
     assert len(ran) >= 40
-    outcomes = [judge(scenario, question) for scenario in ran for question in questions(scenario)]
+    outcomes = [
+        judge(scenario, question, EmbeddedTimeline(scenario.store))
+        for scenario in ran
+        for question in questions(scenario)
+    ]
     print("\n" + report(outcomes))
     failed = [o for o in outcomes if o.result != "right"]
     assert not [o for o in outcomes if o.result in ("missed", "false_blame")], failed

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import yaml
 
-from jobcorr.analysis.explain import Explanation
 from scenarios.harness import Launched, Ran, launch
 from support import free_port
 
@@ -44,9 +43,6 @@ PORT_WAIT = 120.0
 """How long a process may take to start serving /metrics on a busy machine."""
 TAIL = 300.0
 """Margin for the last process to finish after its schedule ends."""
-ASK_AFTER, WINDOW, HISTORY = 0.3 * SCALE, 3.0 * SCALE, 60.0 * SCALE
-"""The catalog's question (tests/test_scenarios.py), scaled: 0.3 s after the spike,
-within ±3 s, with 60 s of history."""
 ENGINES = (("prometheus", 15), ("prometheus", 30), ("victoria-metrics", 15))
 
 
@@ -187,43 +183,3 @@ def live(specs: list[dict[str, Any]], directory: Path, binaries: dict[str, str])
         ran = [s.finish(timeout=max(1.0, last + TAIL - time.time())) for s in launched]
         time.sleep(max(interval for _, interval in ENGINES))  # the last scrapes land
         yield Fleet(ran, engines)
-
-
-def question(ran: Ran) -> dict[str, Any]:
-    """explain's arguments for the scaled catalog question."""
-    return {"at": ran.spike_at + ASK_AFTER, "window": WINDOW, "history": HISTORY,
-            "metric": ran.spec["metric"]}  # fmt: skip
-
-
-def family(spec: dict[str, Any]) -> str:
-    return str(spec.get("family") or spec["name"].split("-")[1])
-
-
-def tally(outcomes: dict[str, str], specs: dict[str, dict[str, Any]]) -> dict[str, Counter[str]]:
-    """Outcome counts per family (and "all")."""
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, outcome in outcomes.items():
-        counts[family(specs[name])][outcome] += 1
-        counts["all"][outcome] += 1
-    return counts
-
-
-OUTCOMES = ("right", "wrong", "abstained", "false blame", "undetected")
-SPIKE_SPAN = (-1.0 * SCALE, 2.0 * SCALE)
-"""Seconds around `spike_at` where the planted spike is (its run spans -0.3 s to +1.5 s
-in the catalog): a detected spike must touch it."""
-
-
-def outcome(ran: Ran, explanation: Explanation) -> str:
-    """How one answer scores. A spike that was not found is a failure, whatever is named."""
-    spike = explanation.spike
-    first, last = ran.spike_at + SPIKE_SPAN[0], ran.spike_at + SPIKE_SPAN[1]
-    if spike is None or spike.end < first or spike.rise_start > last:
-        return "undetected"
-    blamed = explanation.blamed.job if explanation.blamed else None
-    guilty = ran.spec["guilty"]
-    if blamed == guilty:
-        return "right"
-    if blamed is None:
-        return "abstained"
-    return "false blame" if guilty is None else "wrong"
