@@ -194,6 +194,8 @@ def main() -> None:
     processed = Counter(
         "scenario_processed", "Units processed by jobs.", ["volume"], registry=registry
     )
+    for job in spec["jobs"]:  # exposed at 0 from the start, as a service should: a scraper
+        processed.labels(job["volume"])  # sees no increase to a series' first value
     recorder = jobcorr.start_recorder(store, interval=spec["interval"], registry=registry)
     exposition = Exposition(registry, spec["interval"])
     exposition.thread.start()
