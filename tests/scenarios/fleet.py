@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from scenarios.harness import Launched, Ran, launch
-from support import free_port
+from support import free_port, wait_ready
 
 SCALE = 50.0
 """Live seconds per catalog second. A spike is detected when it spans two sampling steps,
@@ -126,24 +125,11 @@ def engine(binary: str, interval: int, ports: dict[str, int], directory: Path) -
         process = subprocess.Popen(command(binary, directory, port), stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, process, directory / "log")
+        wait_ready(f"{url}/-/ready", timeout=PORT_WAIT)  # on failure, see `log` beside it
         yield Engine(f"{Path(binary).name} {interval}s", url, interval)
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + PORT_WAIT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    said = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"the engine at {url} did not become ready: {said}")
 
 
 def wait_port(scenario: Launched) -> int:
