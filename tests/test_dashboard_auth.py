@@ -4,6 +4,7 @@ a 500; schemes are case-insensitive; a user without a password is refused at sta
 from __future__ import annotations
 
 import base64
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.web.app import dashboard_app
 from jobcorr.web.auth import Credentials
 from jobcorr.web.server import BackgroundServer
+from support import bf42_stats, free_port, wait_for
 
+SERVICE_START = 120.0  # seconds for the demo service and its dashboard on a busy machine
 TOKEN = "t\u00f6k\u00e9n-\u2603"  # non-ASCII on purpose: compared as UTF-8 bytes
 USER, PASSWORD = "ops", "p\u00e4ss:word"
 
@@ -118,21 +121,31 @@ def test_both_commands_refuse_a_user_without_a_password(command: list[str], tmp_
     assert "without a password" in output and "Traceback" not in output
 
 
-@pytest.fixture
-def service_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("JOBCORR_DASHBOARD_TOKEN", TOKEN)
-    settings = load_settings(None, {"BF42_DATA_DIR": str(tmp_path), "JOBCORR_RECORD": "false"})
-    server = BackgroundServer(
-        create_app(Service(settings, registry=CollectorRegistry()))
-    ).start()  # jobs not started
-    yield server.url
-    server.stop()
+def test_metrics_and_healthz_stay_open_and_the_dashboard_asks(tmp_path: Path) -> None:
+    """The real service: /metrics and /healthz answer anyone; the dashboard (its own
+    process, where the service redirects) asks for the credentials it inherited."""
+    port = free_port()
+    token = {"JOBCORR_DASHBOARD_TOKEN": TOKEN}
+    service = bf42_stats("serve", "--demo", "--speed", "10", "--port", str(port),
+                         "--data-dir", str(tmp_path), env=token)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _status(f"{url}/healthz") == 200, "the service", SERVICE_START, 0.5)
+        assert httpx.get(f"{url}/metrics", timeout=30).status_code == 200
+        dashboard = httpx.get(f"{url}/api/series", timeout=30).headers["location"]
+        wait_for(lambda: _status(dashboard) == 401, "the dashboard to ask", SERVICE_START, 0.5)
+        bearer = {"Authorization": b"Bearer " + TOKEN.encode()}
+        assert httpx.get(dashboard, headers=bearer, timeout=30).status_code == 200
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=60)
 
 
-def test_metrics_and_healthz_stay_open_for_prometheus_and_probes(service_url: str) -> None:
-    assert httpx.get(f"{service_url}/metrics", timeout=30).status_code == 200
-    assert httpx.get(f"{service_url}/healthz", timeout=30).json() == {"status": "stopped"}
-    assert httpx.get(f"{service_url}/api/series", timeout=30).status_code == 401
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
 
 
 def test_metrics_can_be_protected_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
