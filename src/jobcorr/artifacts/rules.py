@@ -341,17 +341,21 @@ def unit_test_cases(d: Description) -> list[Case]:
     ]
     if d.sync_job and d.sync_volume:
         high_rate = d.sync_volume_threshold * 2
+
+        def memory_during_sync() -> list[dict[str, Any]]:
+            return firing(
+                f"HighMemoryDuring{d.sync_title}",
+                memory_labels,
+                description=f"Memory is {_humanize(high_memory)}B while {sync} is "
+                f"active, writing 100 {volume_metric}/s.",
+            )
+
         cases += [
             Case(
                 f"HighMemoryDuring{d.sync_title}",
                 f"memory over the limit while {sync} runs",
                 {memory: _flat(high_memory), in_progress(sync): _flat(1), volume: _ramp(100)},
-                firing(
-                    f"HighMemoryDuring{d.sync_title}",
-                    memory_labels,
-                    description=f"Memory is {_humanize(high_memory)}B while {sync} is "
-                    f"active, writing 100 {volume_metric}/s.",
-                ),
+                memory_during_sync(),
             ),
             Case(
                 f"HighMemoryDuring{d.sync_title}",
@@ -361,12 +365,7 @@ def unit_test_cases(d: Description) -> list[Case]:
                     volume: _ramp(100),
                     **runs_between_scrapes(sync, 2 * STEP),
                 },
-                firing(
-                    f"HighMemoryDuring{d.sync_title}",
-                    memory_labels,
-                    description=f"Memory is {_humanize(high_memory)}B while {sync} is "
-                    f"active, writing 100 {volume_metric}/s.",
-                ),
+                memory_during_sync(),
             ),
             Case(
                 f"HighMemoryDuring{d.sync_title}",
