@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -23,7 +23,26 @@ from jobcorr.store import Store, StoredRun
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
 IN_CI = os.environ.get("CI") == "true"
+PAGE_READY_MS = 60_000
+"""How long the dashboard may take to draw and explain on a busy 2-core machine."""
+
+
+def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    """The dashboard at `url` once drawn (and its moment explained), with the console errors
+    it logs from then on."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready]", timeout=PAGE_READY_MS)
+    return page, errors
 
 
 def missing(what: str) -> NoReturn:

@@ -17,40 +17,16 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.web.app import dashboard_app
 from jobcorr.web.server import BackgroundServer
 from scenarios.harness import Ran
-from support import bf42_stats, free_port, require_tool
+from support import bf42_stats, free_port, open_page
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 PANELS = ("memory", "jobs", "volume", "gc", "cpu", "logs")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=require_tool("chromium", "chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-        yield launched
-        launched.close()
-
-
-def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    errors: list[str] = []
-    page.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(url)
-    page.wait_for_selector("body[data-ready]", timeout=60_000)
-    return page, errors
 
 
 def panel_points(page: Page) -> list[int]:

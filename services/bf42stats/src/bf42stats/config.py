@@ -17,9 +17,11 @@ from urllib.parse import urlparse
 from bf42stats.incident import Incident
 from bf42stats.jobs.clickhouse_sync import SYNC_STRATEGIES
 
-DEMO_INCIDENT = "clickhouse-outage@+20s/130s"
+DEMO_INCIDENT = "clickhouse-outage@+20s/115s"
 """During the demo's player surge, long enough for a backlog of tens of thousands of
-player_metrics rows (~65k), ending two and a half minutes in."""
+player_metrics rows (~55k). It ends 135 s in, so that the catch-up (the sync tick at
+138.5 s) falls between gamification's ticks (121.5 s, 151.5 s at --speed 10) rather than
+on one: with two jobs starting together, explain rightly declines to pick one."""
 
 T = TypeVar("T")
 
@@ -128,7 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clickhouse_url", "CLICKHOUSE_URL", "--clickhouse-url",
             _url_or_empty, "", "ClickHouse server URL; empty: embedded chdb under the data dir"),
     Setting("sync_batch_size", "CLICKHOUSE_SYNC_BATCH_SIZE", "--sync-batch-size",
-            _positive_int, "10000", "rows per ClickHouse insert"),
+            _positive_int, "2000", "rows per ClickHouse insert (batched): about one tick's "
+            "sync, so a catch-up needs no more memory than a tick"),
     Setting("sync_strategy", "CLICKHOUSE_SYNC_STRATEGY", "--sync-strategy",
             _sync_strategy, "batched", "batched (bounded memory) or whole-backlog (the "
             "original: the backlog in one insert)", demo="whole-backlog"),

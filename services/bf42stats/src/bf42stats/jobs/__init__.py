@@ -23,7 +23,7 @@ class JobContext:
     clickhouse: ClickHouse
     feed: FeedClient
     metrics: ServiceMetrics
-    batch_size: int = 10_000
+    batch_size: int = 2_000
     sync_strategy: str = "batched"
     session_timeout: float = 300.0
     stop: threading.Event = field(default_factory=threading.Event)
