@@ -31,6 +31,11 @@ STACKED_UNITS = (150_000, 100_000)
 """The two stacked runs: steps of about 150 MB and 100 MB."""
 OUTSIDE_BYTES = 250 * 2**20
 """The spike made outside every job."""
+SPIKE_LENGTH = 3.0
+"""Seconds the spike runs hold their memory (or burn, or log): long enough that a recorder
+stalled for a second or two on a loaded machine still samples the spike several times."""
+OUTSIDE_LENGTH = 2.5
+"""Seconds the outside-every-job work lasts."""
 
 Spec = dict[str, Any]
 
@@ -96,8 +101,8 @@ def guilty_with_overlap(
     spec, rng = _base(index, family, kind, at)
     guilty, long_runner, *others = spec["names"]
     volume = spec["volume_name"]
-    runs = _repeating(rng, rng.uniform(0.5, 1.5), (at - 0.8, at + 2.5))
-    runs.append({"start": at - 0.3, "length": 1.8, "units": SPIKE_UNITS, "fails": fails,
+    runs = _repeating(rng, rng.uniform(0.5, 1.5), (at - 0.8, at + SPIKE_LENGTH + 0.7))
+    runs.append({"start": at - 0.3, "length": SPIKE_LENGTH, "units": SPIKE_UNITS, "fails": fails,
                  "leaks": leaks})  # fmt: skip
     spec["jobs"].append({"name": guilty, "kind": kind, "volume": volume, "mode": mode,
                          "runs": sorted(runs, key=lambda r: r["start"])})  # fmt: skip
@@ -124,7 +129,7 @@ def outside_every_job(index: int, kind: str, thread: str) -> Spec:
     at = rng.uniform(11.0, 13.0)
     spec, rng = _base(index, family, kind, at)
     mover, long_runner, *others = spec["names"]
-    quiet = (at - 1.5, at + 2.5)
+    quiet = (at - 1.5, at + OUTSIDE_LENGTH + 1.0)
     spec["jobs"].append({"name": mover, "kind": kind, "volume": spec["volume_name"],
                          "mode": "sync", "runs": _repeating(rng, rng.uniform(0.5, 1.5),
                                                             quiet)})  # fmt: skip
@@ -138,8 +143,8 @@ def outside_every_job(index: int, kind: str, thread: str) -> Spec:
         ]
         spec["jobs"].append({"name": name, "kind": "light", "volume": "items", "mode": "sync",
                              "runs": runs})  # fmt: skip
-    spec["noise"].append({"start": at - 0.3, "length": 1.5, "bytes": OUTSIDE_BYTES, "kind": kind,
-                          "thread": thread})  # fmt: skip
+    spec["noise"].append({"start": at - 0.3, "length": OUTSIDE_LENGTH, "bytes": OUTSIDE_BYTES,
+                          "kind": kind, "thread": thread})  # fmt: skip
     spec["guilty"], spec["volume"] = None, {}
     return _finish(spec, index)
 
@@ -153,10 +158,10 @@ def stacking(index: int) -> Spec:
     spec, rng = _base(index, family, "memory", at)
     first, second, long_runner, other = spec["names"]
     other_volume = rng.choice([v for v in VOLUMES if v != spec["volume_name"]])
-    clear = (at - 0.8, second_at + 4.0)
+    clear = (at - 0.8, second_at + SPIKE_LENGTH + 2.0)
     for job, volume, units, start, length in (
         (first, spec["volume_name"], STACKED_UNITS[0], at - 0.3, second_at - at + 2.5),
-        (second, other_volume, STACKED_UNITS[1], second_at - 0.3, 1.8),
+        (second, other_volume, STACKED_UNITS[1], second_at - 0.3, SPIKE_LENGTH),
     ):
         runs = _repeating(rng, rng.uniform(0.5, 1.5), clear)
         runs.append({"start": start, "length": length, "units": units})
@@ -181,7 +186,7 @@ def history_identifies(index: int) -> Spec:
     twin["runs"] = [
         r for r in twin["runs"] if r["start"] + r["length"] < at - 1 or r["start"] > at + 2
     ]
-    twin["runs"].append({"start": at - 0.3, "length": 1.8, "units": 40})
+    twin["runs"].append({"start": at - 0.3, "length": SPIKE_LENGTH, "units": 40})
     twin["runs"].sort(key=lambda r: r["start"])
     return spec
 

@@ -40,10 +40,14 @@ class Failed(RuntimeError):
     """A run that fails mid-spike (the scenario asked for it)."""
 
 
+FAILS_AFTER = 2 / 3
+"""A failing run fails this far into its length, still holding what it allocated."""
+
+
 def work(kind: str, units: int, length: float, *, fails: bool = False, leaks: bool = False) -> None:
     deadline = time.monotonic() + length
     if fails:
-        deadline -= length / 2
+        deadline -= length * (1 - FAILS_AFTER)
     if kind == "memory":
         held = b"\x01" * (units * BYTES_PER_UNIT)  # touches every page: resident
         time.sleep(max(0.0, deadline - time.monotonic()))
@@ -72,7 +76,7 @@ def work(kind: str, units: int, length: float, *, fails: bool = False, leaks: bo
 
 async def work_async(kind: str, units: int, length: float, *, fails: bool = False) -> None:
     """The same work as an async job: the event loop's thread does it between awaits."""
-    deadline = time.monotonic() + (length / 2 if fails else length)
+    deadline = time.monotonic() + (length * FAILS_AFTER if fails else length)
     if kind == "memory":
         held = b"\x01" * (units * BYTES_PER_UNIT)
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
