@@ -18,6 +18,7 @@ import jobcorr
 from support import free_port
 
 TIMEOUT = 120  # seconds for one command on a busy machine; every one here fails fast
+SPIKE_BYTES = 200_000_000  # far above the recorder's baseline of a few tens of MB
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Gauge("bg_queue", "", ["name"], registry=registry).labels("[/x]\x1b[2J\x07").set(1)
     recorder = jobcorr.start_recorder(good, interval=0.02, registry=registry)
     with jobcorr.track("clickhouse_sync", registry=registry):
+        held = b"x" * SPIKE_BYTES  # a memory spike, so the answer quotes the gauge
         time.sleep(1.0)
+        del held
     recorder.stop()
     damaged = root / "damaged.sqlite3"
     data = bytearray(good.read_bytes())
@@ -134,6 +137,7 @@ def test_label_values_print_as_themselves_without_control_characters(stores) -> 
                        "--source", f"embedded:{stores['good']}")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "\x1b" not in done.stdout
+    assert "[/x][2J (bg_queue) was 1" in done.stdout  # quoted, not read as markup
 
 
 BF42_CASES = [
