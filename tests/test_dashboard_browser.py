@@ -105,6 +105,7 @@ def test_clicking_a_spike_explains_it_naming_the_right_job(
         page.fill("#to", datetime.fromtimestamp(scenario.started + 25).strftime(local))
         page.click("#apply")
         wait_for_span(page, 0, 60)
+        page.wait_for_selector("button.spike[data-metric='memory']", timeout=30_000)
         markers = page.eval_on_selector_all(
             "button.spike[data-metric='memory']", "bs => bs.map(b => Number(b.dataset.at))"
         )

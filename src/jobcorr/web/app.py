@@ -182,20 +182,13 @@ def dashboard_app(
           last day, at least 15 minutes).
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
         responses: {200: {description: "{from, to, series: {memory: {t, v}, ...}, volumes,
-          runs: {id, job, start, end, status, processed}, spikes, limits}"}}
+          runs: {id, job, start, end, status, processed}, limits}"}}
         """
         query = request.query_params
         start, end = params.time_range(query)
         if "from" not in query:
             start = fitted_start(source, end)
-        found = [
-            item
-            for metric in ("memory", "cpu")
-            for item in survey(source, start, end, metric=metric)
-        ]
-        return JSONResponse(
-            build_panels(source, start, end, width=params.width_px(query), spikes=found)
-        )
+        return JSONResponse(build_panels(source, start, end, width=params.width_px(query)))
 
     def _explanation(request: Request, source: Timeline) -> Explanation:
         query = request.query_params

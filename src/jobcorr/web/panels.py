@@ -1,6 +1,7 @@
 """The dashboard's data for a range, as compact columns for the page (uPlot draws them):
-memory, CPU, log volume and GC activity, the service's volumes, the job runs, the spikes
-and the alert limits. Times are unix seconds; every series is at most ~2 points per pixel.
+memory, CPU, log volume and GC activity, the service's volumes, the job runs and the alert
+limits (the page asks /api/spikes for its markers once the first chart is drawn). Times
+are unix seconds; every series is at most ~2 points per pixel.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from jobcorr.analysis import narrative
-from jobcorr.analysis.explain import SurveyedSpike
 from jobcorr.analysis.spikes import THRESHOLDS
 from jobcorr.contract import METRICS
 from jobcorr.timeline import RunSpan, Series, Timeline
@@ -78,17 +78,7 @@ def _runs(runs: list[RunSpan]) -> dict[str, list[Any]]:
     }
 
 
-def _spikes(spikes: list[SurveyedSpike]) -> list[dict[str, Any]]:
-    return [
-        {"metric": item.spike.metric, "at": item.spike.peak_at, "peak": item.spike.peak,
-         "job": item.top.job if item.top else None}
-        for item in spikes
-    ]  # fmt: skip
-
-
-def build_panels(
-    timeline: Timeline, start: float, end: float, *, width: int, spikes: list[SurveyedSpike]
-) -> dict[str, Any]:
+def build_panels(timeline: Timeline, start: float, end: float, *, width: int) -> dict[str, Any]:
     """Everything the page draws for [start, end] at `width` pixels."""
     step = view_step(start, end)
     volumes = []
@@ -109,6 +99,5 @@ def build_panels(
         },
         "volumes": volumes,
         "runs": _runs(timeline.runs(start, end)),
-        "spikes": _spikes(spikes),
         "limits": {metric: limit for metric, limit in THRESHOLDS.items() if limit is not None},
     }

@@ -14,7 +14,8 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const SPIKE_COLOUR = "#d62728";
 
-const state = { range: "fit", from: null, to: null, timer: null, charts: [], data: null };
+const SPIKE_METRICS = ["memory", "cpu"];
+const state = { range: "fit", from: null, to: null, timer: null, charts: [], data: null, spikes: [] };
 const chart = document.getElementById("chart");
 const statusLine = document.getElementById("status");
 
@@ -95,11 +96,11 @@ function drawLimit(u, limit) {
   ctx.restore();
 }
 
-function drawSpikes(u, spikes, metric) {
+function drawSpikes(u, metric) {
   const { ctx } = u;
   const ratio = uPlot.pxRatio;
   u.over.querySelectorAll("button.spike").forEach((b) => b.remove());
-  for (const spike of spikes) {
+  for (const spike of state.spikes) {
     if (spike.metric !== metric || spike.at < u.scales.x.min || spike.at > u.scales.x.max) continue;
     const x = u.valToPos(spike.at, "x", true);
     const y = Math.max(u.bbox.top, u.valToPos(spike.peak, "y", true));
@@ -116,7 +117,7 @@ function drawSpikes(u, spikes, metric) {
     button.className = "spike";
     button.dataset.metric = metric;
     button.dataset.at = String(spike.at);
-    button.title = `spike: ${spike.job || "no job running"} (click to explain)`;
+    button.title = `spike${spike.job ? `: ${spike.job}` : ""} (click to explain)`;
     button.setAttribute("aria-label", button.title);
     button.style.left = `${u.valToPos(spike.at, "x")}px`;
     button.style.top = `${Math.max(0, u.valToPos(spike.peak, "y"))}px`;
@@ -136,7 +137,7 @@ function metricPanel(data, metric, title, unit, colour, width) {
       series: [{}, lineSeries(title, colour, unit)],
       scales: { x: { time: true, range: () => [data.from, data.to] }, y: { range: zeroBased(limit) } },
       axes: [{}, leftAxis(unit)],
-      hooks: { draw: [(u) => { drawLimit(u, limit); drawSpikes(u, data.spikes, metric); }] },
+      hooks: { draw: [(u) => { drawLimit(u, limit); drawSpikes(u, metric); }] },
     },
   });
   return { title, metric, options, columns: [series.t, series.v], points: series.t.length };
@@ -248,6 +249,17 @@ function render(data) {
   chart.dataset.drawn = String(panels.reduce((sum, p) => sum + p.points, 0));
 }
 
+// Spike markers come after the first chart: finding spikes reads the whole range again.
+async function loadSpikes(data) {
+  const found = await Promise.all(SPIKE_METRICS.map((metric) =>
+    getJSON(`/api/spikes?from=${data.from}&to=${data.to}&metric=${metric}`)));
+  state.spikes = found.flatMap((answer) => answer.spikes).map((spike) => ({
+    metric: spike.metric, at: Date.parse(spike.peak_at) / 1000, peak: spike.peak, job: spike.top_job,
+  }));
+  state.charts.forEach((c) => c.u.redraw(false));
+  chart.dataset.spikes = String(state.spikes.length);
+}
+
 async function draw() {
   const width = Math.max(300, Math.min(4000, Math.round(chart.clientWidth || 1200)));
   try {
@@ -255,6 +267,7 @@ async function draw() {
     state.data = data;
     render(data);
     say(`${new Date(data.from * 1000).toLocaleString()} – ${new Date(data.to * 1000).toLocaleString()}`);
+    await loadSpikes(data);
   } catch (error) {
     say(`could not load the dashboard: ${error.message}`, true);
   }
