@@ -253,9 +253,10 @@ function render(data) {
 async function loadSpikes(data) {
   const found = await Promise.all(SPIKE_METRICS.map((metric) =>
     getJSON(`/api/spikes?from=${data.from}&to=${data.to}&metric=${metric}`)));
+  const seen = new Set(); // one marker per peak, however many spikes share it
   state.spikes = found.flatMap((answer) => answer.spikes).map((spike) => ({
     metric: spike.metric, at: Date.parse(spike.peak_at) / 1000, peak: spike.peak, job: spike.top_job,
-  }));
+  })).filter((spike) => !seen.has(`${spike.metric}@${spike.at}`) && seen.add(`${spike.metric}@${spike.at}`));
   state.charts.forEach((c) => c.u.redraw(false));
   chart.dataset.spikes = String(state.spikes.length);
 }
