@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobcorr.timeline import Series
@@ -36,6 +36,7 @@ def counters(draw: st.DrawFn) -> Series:
     return _counter(gap_list, rates)
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(counters())
 def test_a_rate_never_reads_above_the_fastest_growth(series: Series) -> None:
     rate = series.rate()
@@ -47,6 +48,7 @@ TICK = 0.01
 """/proc reports CPU time in clock ticks of 10 ms: a counter read there is floored to them."""
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(counters())
 def test_a_counter_read_in_clock_ticks_stays_within_one_tick_per_half_interval(
     series: Series,
@@ -56,6 +58,7 @@ def test_a_counter_read_in_clock_ticks_stays_within_one_tick_per_half_interval(
     assert (floored.rate().values <= CORES + TICK / (interval / 2) + 1e-9).all()
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(counters())
 def test_no_rate_spans_less_than_half_the_sampling_interval(series: Series) -> None:
     rate = series.rate()
@@ -64,6 +67,7 @@ def test_no_rate_spans_less_than_half_the_sampling_interval(series: Series) -> N
     assert (spans >= interval / 2 - 1e-9).all()
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(counters(), st.floats(0.1, 5.0))
 def test_an_explicit_interval_sets_the_shortest_span(series: Series, interval: float) -> None:
     rate = series.rate(interval)
@@ -71,6 +75,7 @@ def test_an_explicit_interval_sets_the_shortest_span(series: Series, interval: f
     assert (spans >= interval / 2 - 1e-9).all()
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(counters(), st.integers(1, 59))
 def test_rates_add_up_to_the_increase_a_reset_counted_from_zero(series: Series, reset: int) -> None:
     values = series.values.copy()

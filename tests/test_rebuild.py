@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobcorr.sources.rebuild import JobScrapes, rebuild_runs, share_volumes
@@ -76,6 +76,7 @@ def schedules(draw: st.DrawFn) -> tuple[list[Run], list[float]]:
     return runs, times
 
 
+@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 @given(schedules())
 def test_counts_durations_and_failures_are_exact_and_known_runs_are_true(
     schedule: tuple[list[Run], list[float]],
@@ -102,3 +103,9 @@ def test_what_runs_processed_is_shared_by_their_time_between_scrapes() -> None:
     )
     assert sum(share.get("rows", 0) for share in shares) == pytest.approx(100 * len(truth))
     assert all(share["rows"] == pytest.approx(100) for share in shares)
+
+
+def test_overlapping_runs_of_one_job_keep_the_starts_the_scrapes_saw() -> None:
+    truth = [Run(1000.0, 1010.0, False), Run(1005.0, 1012.0, False), Run(1020.0, 1021.0, False)]
+    rebuilt = rebuild_runs(scraped(truth, [999.5 + 0.5 * k for k in range(60)]))
+    assert [(r.start, r.end) for r in rebuilt] == [(r.start, r.end) for r in truth]

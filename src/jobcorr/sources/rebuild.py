@@ -12,7 +12,8 @@ the interval the known runs leave free, each with the mean duration of the unkno
 their count and total time are exact, their moments are not (`placed`).
 
 Runs of one job are assumed not to overlap (a scheduler skips a tick while the previous
-run goes); overlapping runs are still counted, but their placement is coarser.
+run goes); overlapping runs are still counted, and a start the scrapes saw that no rebuilt
+run has is given to the nearest placed run, but their ends are coarser.
 """
 
 from __future__ import annotations
@@ -63,6 +64,23 @@ def rebuild_runs(scrapes: JobScrapes) -> list[Rebuilt]:
     last = float(grid[-1])
     if (scrapes.in_progress.at(last) or 0) > 0:
         runs.append(Rebuilt(_value(scrapes.last_start, last), None, failed=False))
+    return _snap(sorted(runs, key=lambda run: run.start), scrapes.last_start)
+
+
+def _snap(runs: list[Rebuilt], last_start: Series) -> list[Rebuilt]:
+    """Placed runs moved onto the starts the scrapes did see but no run has (runs of one job
+    that overlapped): the nearest placed run takes such a start, keeping its duration."""
+    seen = {round(run.start, 6) for run in runs}
+    starts = np.unique(last_start.values[last_start.values > 0])
+    placed = [index for index, run in enumerate(runs) if run.placed and run.end is not None]
+    for start in (float(t) for t in starts if round(float(t), 6) not in seen):
+        if not placed:
+            break
+        nearest = min(placed, key=lambda index: abs(runs[index].start - start))
+        placed.remove(nearest)
+        run = runs[nearest]
+        length = (run.end or run.start) - run.start
+        runs[nearest] = Rebuilt(start, start + length, run.failed, placed=True)
     return sorted(runs, key=lambda run: run.start)
 
 
@@ -96,7 +114,17 @@ def _interval(s: JobScrapes, before: float, after: float) -> list[Rebuilt]:
     first_known = known is not None and abs(known.start - going_before) <= SAME_MOMENT
     first = going_before if was_going and not still_going and not first_known else None
     free_until = known.start if known is not None else (start if is_going else after)
-    placed = _place(unknown, mean, first, before, free_until)
+    overlapped: list[Rebuilt] = []
+    if still_going and known is None:
+        # Another run of the job ended while the one going at `before` goes on: the runs
+        # overlapped, and the one that ended last took `duration`. It ended in the interval
+        # (placed at its middle); `_snap` gives it the start the scrapes saw, if any.
+        middle = (before + after) / 2
+        overlapped = [Rebuilt(middle - duration, middle, failed=False)]
+        unknown -= 1
+        if len(s.duration_sum) and unknown:
+            mean = max(_increase(s.duration_sum, before, after) - duration, 0.0) / unknown
+    placed = [*_place(unknown, mean, first, before, free_until), *overlapped]
     placed = [Rebuilt(r.start, r.end, failed=i < failures, placed=True)
               for i, r in enumerate(placed)]  # fmt: skip
     return [*placed, *([known] if known is not None else [])]
