@@ -208,3 +208,23 @@ def test_explain_over_the_worker_recording_names_the_hungry_task(worker) -> None
     assert explain.returncode == 0, explain.stderr
     answer = json.loads(explain.stdout)
     assert answer["blamed"] == "celery_app_hungry", answer["conclusion"]
+
+
+def test_a_task_revoked_while_running_is_cancelled(worker, tmp_path) -> None:
+    pid_file = tmp_path / "pid"
+    task = worker.stuck.delay(str(pid_file))
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the task to start"))
+    wait_for(lambda: count(worker, "bg_job_in_progress", "celery_app_stuck") == 1, "in progress")
+    executions = count(worker, "bg_job_executions_total", "celery_app_stuck")
+    failures = count(worker, "bg_job_failures_total", "celery_app_stuck")
+    worker.app.control.revoke(task.id, terminate=True)
+    wait_for(
+        lambda: count(worker, "bg_job_executions_total", "celery_app_stuck") == executions + 1,
+        "the revoked run to end",
+    )
+    assert count(worker, "bg_job_failures_total", "celery_app_stuck") == failures
+    runs = wait_for(
+        lambda: [run for run in stored_runs(worker, "celery_app_stuck") if run.pid == pid],
+        "the stored run",
+    )
+    assert (runs[-1].status, runs[-1].error_type) == ("cancelled", "Revoked")

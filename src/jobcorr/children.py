@@ -97,6 +97,7 @@ class ChildRuns:
         self._open: dict[str, _OpenRun] = {}
         self._closed = threading.Event()
         self.key: str | None = None
+        self.attached = False  # True in a child whose runs go to the parent
         self._thread = threading.Thread(target=self._loop, name="jobcorr-children", daemon=True)
         self._thread.start()
 
@@ -106,6 +107,7 @@ class ChildRuns:
         """Call in a child right after the fork: its runs now go to the parent."""
         if os.getpid() == self._parent:
             return  # a pool that runs tasks in the parent itself (Celery's solo pool)
+        self.attached = True
         self._receiver.close()
         add_run_start_listener(self._send)
         add_run_listener(self._send)

@@ -41,6 +41,7 @@ from jobcorr.extras import require
 
 require("celery", "celery")
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,12 +157,18 @@ class _Instrumented:
         run = track(self._name(sender), registry=self.registry)
         self.runs[task_id] = run.__enter__()
 
-    def postrun(self, sender: Any = None, task_id: str = "", state: str = "", **_: Any) -> None:
+    def postrun(
+        self, sender: Any = None, task_id: str = "", state: str | None = None, **_: Any
+    ) -> None:
         run = self.runs.pop(task_id, None)
         if run is None:
             return
         error = self.errors.pop(task_id, None)
-        if state == states.SUCCESS:
+        if state is None:  # the process is being ended (revoked, terminated) mid-task
+            if self.children is not None and self.children.attached:
+                return  # the main process ends the run, with Celery's reason
+            error = sys.exc_info()[1] or Cancelled("the task was interrupted")
+        elif state == states.SUCCESS:
             error = None
         elif state in _NOT_FAILURES:
             error = Cancelled(f"the task ended {state}")
