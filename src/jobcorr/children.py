@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from jobcorr.metrics import JobMetrics, job_metrics
-from jobcorr.processes import usage
+from jobcorr.processes import sample_children, usage
 from jobcorr.tracking import (
     RunRecord,
     RunStart,
@@ -93,6 +93,7 @@ class ChildRuns:
         self._receiver, self._sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._metrics: JobMetrics = job_metrics(registry)
         self._parent = os.getpid()
+        sample_children()  # the recorder, when started, samples each child's RSS and CPU
         self._lock = threading.Lock()
         self._open: dict[str, _OpenRun] = {}
         self._closed = threading.Event()

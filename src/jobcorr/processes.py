@@ -28,9 +28,23 @@ CHILD_CPU = "jobcorr_child_cpu_seconds_total"
 """Recorder series of one child's CPU time (label `pid`); a new pid starts a new series."""
 
 
+_pool_parent = 0  # the pid that runs a pool (set by `sample_children`); 0: none
+
+
+def sample_children() -> None:
+    """Have the recorder sample this process's children: it runs a pool (Celery's prefork,
+    RQ's work-horse) whose children run the jobs. Other processes' children (a Prometheus a
+    test started, a browser) are not the service's and are left out."""
+    global _pool_parent
+    _pool_parent = os.getpid()
+
+
 def child_samples() -> list[tuple[str, dict[str, str], str, float]]:
-    """The recorder's rows for this process's children: (series, labels, kind, value)."""
+    """The recorder's rows for a pool's children, (series, labels, kind, value); none unless
+    this process called `sample_children`."""
     rows: list[tuple[str, dict[str, str], str, float]] = []
+    if _pool_parent != os.getpid():
+        return rows
     for child in children():
         labels = {"pid": str(child.pid)}
         rows.append((CHILD_MEMORY, labels, "gauge", float(child.rss_bytes)))

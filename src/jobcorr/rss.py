@@ -20,13 +20,14 @@ for this process while the sampler is awake.
 What a run pays, and what the sampler costs
 -------------------------------------------
 A run's own path reads no /proc file and wakes no thread while the sampler is awake: its
-start is the sampler's latest reading. The sampler ticks every `interval` while a run is
-active (reading VmHWM, as above) and every `slow_interval` (50 ms) otherwise, reading the
-current RSS (/proc/self/statm) and resetting the peak mark, so a run's start reading is at
-most that old and its first peak covers at most that much time before it began. After
-`linger` seconds without runs the sampler sleeps; the first run after that reads its start
-directly (one pread of /proc/self/statm) and wakes it. Its end is the last reading during
-the run; a run shorter than one tick ends at its start reading.
+start is the sampler's latest reading. The sampler ticks every `interval`; a tick reads
+VmHWM (as above) only while a run is active. Between runs a tick reads nothing, except
+every `refresh` seconds (50 ms), when it reads the current RSS (/proc/self/statm) and
+resets the peak mark: a run's start reading is at most that old, and its first peak
+covers at most that much time before it began. After `linger` seconds without runs the
+sampler sleeps; the first run after that reads its start directly (one pread of
+/proc/self/statm) and wakes it. A run's end is the last reading during it; a run shorter
+than one tick ends at its start reading.
 """
 
 from __future__ import annotations
@@ -120,12 +121,10 @@ class RssSampler:
     set are atomic in CPython, and the sampler thread reads a copy of the set.
     """
 
-    def __init__(
-        self, interval: float = 0.01, slow_interval: float = 0.05, linger: float = 60.0
-    ) -> None:
+    def __init__(self, interval: float = 0.01, refresh: float = 0.05, linger: float = 60.0) -> None:
         self.interval = interval
-        self.slow_interval = slow_interval
-        self._linger_ticks = max(1, round(linger / slow_interval))
+        self._refresh_ticks = max(1, round(refresh / interval))
+        self._linger_ticks = max(1, round(linger / interval))
         self._init_state()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._init_state)
@@ -195,6 +194,7 @@ class RssSampler:
     def _tick_until_quiet(self, reader: _ProcReader) -> None:
         quiet_ticks = 0
         while True:
+            time.sleep(self.interval)
             watches = list(self._watches)
             if watches:
                 rss, peak = reader.read()
@@ -204,11 +204,10 @@ class RssSampler:
                     if peak > watch.rss_peak:
                         watch.rss_peak = peak
                 quiet_ticks = 0
-                time.sleep(self.interval)
                 continue
-            quiet_ticks += 1
+            quiet_ticks += 1  # a quiet tick reads nothing, but every refresh_ticks-th:
+            if quiet_ticks % self._refresh_ticks == 0:
+                self._latest = reader.current() or 0  # the next run's start
+                reader.reset()  # and its first peak counts from here
             if quiet_ticks > self._linger_ticks and self._go_idle_unless_watched():
                 return
-            time.sleep(self.slow_interval)
-            self._latest = reader.current() or 0  # the next run's start
-            reader.reset()  # and its first peak counts from here
