@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium, driven by Playwright."""
+    """Debian's headless Chromium, driven by Playwright. Per module, not per session: while
+    Playwright's sync API is open its event loop counts as running in the main thread, and
+    every later `asyncio.run()` (test_tracking's async jobs) would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
