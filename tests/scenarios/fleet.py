@@ -26,8 +26,9 @@ from scenarios.harness import Launched, Ran, launch
 from support import free_port, wait_ready
 
 SCALE = 50.0
-"""Live seconds per catalog second. A spike is detected when it spans two sampling steps,
-three scrapes: at 30 s, 60 s or more. The catalog's 1.8 s spike run becomes 90 s."""
+"""Live seconds per catalog second. A spike is detected when it is high for more than 1.5
+sampling steps: at a 30 s scrape, two scrapes. The catalog's spikes (1.8-3 s) become
+90-150 s, and its stacked steps (2-3 s apart) 100-150 s: three 30 s steps of flat time."""
 SAMPLING = 1.0
 """The recorder's interval in production (the catalog's 0.1 s is its tenfold compression)."""
 TIME_KEYS = frozenset({"start", "length", "spike_at", "duration"})
