@@ -10,6 +10,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.background import BackgroundScheduler
 
+import jobcorr
 from jobcorr.integrations.apscheduler import instrument
 from jobcorr.metrics import job_metrics
 
@@ -55,6 +56,23 @@ def test_every_job_is_tracked_failures_counted_and_others_keep_running(
     assert {(r.status, r.error_type, r.error_message) for r in failed} == {
         ("failure", "RuntimeError", "ClickHouse is down")
     }
+
+
+def test_a_cancelled_run_is_recorded_and_not_logged_as_a_crash(
+    scheduler, registry, records, caplog
+) -> None:
+    def stopping() -> None:
+        raise jobcorr.Cancelled("the service is shutting down")
+
+    scheduler.add_job(stopping, "interval", seconds=0.1, name="clickhouse_sync")
+    instrument(scheduler, registry=registry)
+    scheduler.start()
+    wait_for(lambda: len(records) >= 2)
+    scheduler.shutdown(wait=True)
+
+    assert {r.status for r in records} == {"cancelled"}
+    assert job_metrics(registry).jobs()["clickhouse_sync"].failures == 0
+    assert not [r for r in caplog.records if r.exc_info], "APScheduler logged a crash"
 
 
 def test_a_tick_that_finds_the_previous_run_going_is_skipped_and_counted(

@@ -25,6 +25,8 @@ from jobcorr.extras import require
 
 require("apscheduler", "apscheduler")
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +37,7 @@ from apscheduler.util import get_callable_name
 from prometheus_client import CollectorRegistry
 
 from jobcorr.names import function_job_name, job_name
-from jobcorr.tracking import job, record_skipped
+from jobcorr.tracking import Cancelled, job, record_skipped
 
 _TRACKED = "__jobcorr_job__"
 
@@ -72,6 +74,30 @@ def _instrument_job(scheduled: Job, registry: CollectorRegistry | None) -> None:
     if getattr(scheduled.func, _TRACKED, None) is not None:
         return
     name = tracked_name(scheduled)
-    wrapped: Callable[..., Any] = job(name, registry=registry)(scheduled.func)
+    wrapped = _cancelled_quietly(job(name, registry=registry)(scheduled.func))
     setattr(wrapped, _TRACKED, name)
     scheduled.modify(func=wrapped, max_instances=1)
+
+
+def _cancelled_quietly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A run that ends with `jobcorr.Cancelled` (the service is stopping) is recorded as
+    cancelled by `job`; APScheduler would log it as a job that crashed, with a traceback."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await func(*args, **kwargs)
+            except Cancelled:
+                return None
+
+        return run_async
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Cancelled:
+            return None
+
+    return run
