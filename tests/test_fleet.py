@@ -26,7 +26,7 @@ from scenarios.harness import Ran
 from scenarios.scoring import Outcome, judge, questions, report
 from support import require_tool
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.fleet
 PARALLEL = 4
 """Questions answered at once: the engines and the stores serve them while cores idle."""
 EMBEDDED = "embedded 1s"
