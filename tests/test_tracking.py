@@ -210,3 +210,19 @@ def test_a_run_starts_from_a_fresh_reading_and_not_from_earlier_peaks(registry, 
     assert run.rss_at_start >= records[0].rss_at_end + size * 0.9  # the growth is seen
     assert run.peak_rss_bytes - run.rss_at_start < size * 0.5  # the earlier spike is not its
     del held
+
+
+def test_memory_that_rose_just_before_a_run_is_not_its_own_rise(registry, records) -> None:
+    """The sampler lingers awake after a run; a run starting right after memory grew outside
+    every job must still start from a reading taken after that growth."""
+    with jobcorr.track("warm_up", registry=registry):
+        time.sleep(0.05)
+    size = 200 * 1024 * 1024
+    held = bytearray(size)
+    held[::4096] = b"h" * len(held[::4096])  # grown outside every run, just now
+    with jobcorr.track("stats_collection", registry=registry):
+        time.sleep(0.05)
+    run = records[-1]
+    assert run.rss_at_start >= records[0].rss_at_end + size * 0.9
+    assert run.peak_rss_bytes - run.rss_at_start < size * 0.5
+    del held

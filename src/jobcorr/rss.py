@@ -19,14 +19,14 @@ for this process while the sampler is awake.
 
 What a run pays, and what the sampler costs
 -------------------------------------------
-A run's own path reads no /proc file and wakes no thread while the sampler is awake: its
-start is the sampler's latest reading. The sampler ticks every `interval`; a tick reads
+A run that starts while other runs are active reads no /proc file and wakes no thread: its
+start is the sampler's latest reading (one tick old). A run that starts a busy spell reads
+its start directly (one pread of /proc/self/statm): memory that rose just before it, outside
+every job, must not count as its own rise. The sampler ticks every `interval`; a tick reads
 VmHWM (as above) only while a run is active. Between runs a tick reads nothing, except
-every `refresh` seconds (50 ms), when it reads the current RSS (/proc/self/statm) and
-resets the peak mark: a run's start reading is at most that old, and its first peak
-covers at most that much time before it began. After `linger` seconds without runs the
-sampler sleeps; the first run after that reads its start directly (one pread of
-/proc/self/statm) and wakes it. A run's end is the last reading during it; a run shorter
+every `refresh` seconds (50 ms), when it resets the peak mark: a run's first peak covers at
+most that much time before it began. After `linger` seconds without runs the sampler
+sleeps; the next run wakes it. A run's end is the last reading during it; a run shorter
 than one tick ends at its start reading.
 """
 
@@ -151,7 +151,11 @@ class RssSampler:
 
     def begin(self, watch: Watch) -> None:
         """Start watching `watch` for one run."""
-        start = (self._ensure_reader().current() or 0) if self._idle else self._latest
+        # Only while other runs are active is the latest reading fresh (one tick old); a run
+        # that starts a busy spell reads its own start, or memory that rose just before it
+        # (outside every job) would count as its own rise.
+        busy = not self._idle and bool(self._watches)
+        start = self._latest if busy else (self._ensure_reader().current() or 0)
         watch.rss_start = watch.rss_last = watch.rss_peak = start
         self._watches.add(watch)
         if self._idle:  # read after the add: see _go_idle_unless_watched
@@ -205,9 +209,8 @@ class RssSampler:
                         watch.rss_peak = peak
                 quiet_ticks = 0
                 continue
-            quiet_ticks += 1  # a quiet tick reads nothing, but every refresh_ticks-th:
-            if quiet_ticks % self._refresh_ticks == 0:
-                self._latest = reader.current() or 0  # the next run's start
-                reader.reset()  # and its first peak counts from here
+            quiet_ticks += 1  # a quiet tick reads nothing; every refresh_ticks-th resets the
+            if quiet_ticks % self._refresh_ticks == 0:  # peak mark: the next run's first
+                reader.reset()  # peak counts from at most `refresh` before it began
             if quiet_ticks > self._linger_ticks and self._go_idle_unless_watched():
                 return
