@@ -138,6 +138,13 @@ def test_every_run_between_two_scrapes_is_found(live: Live) -> None:
     rebuilt = [r for r in PrometheusTimeline(live.url).runs(first, last)
                if r.end is not None and first < r.end <= last]  # fmt: skip
     assert len(truth) >= 2 * (len(scrapes) - 1)  # several runs per scrape interval
+    # A scrape is stamped when it starts and rendered a moment later: a run that ended in
+    # between is in the first scrape's count, so the rebuild places it before that scrape.
+    # That one run may be missing, and only from the first interval.
+    placed_before = len(truth) - len(rebuilt)
+    if placed_before == 1:
+        assert (truth[0].end or 0) <= scrapes[1], "a run is missing after the first interval"
+        truth = truth[1:]
     assert len(rebuilt) == len(truth)
     assert {r.job for r in rebuilt} == {"ticker"}
     durations = sum((r.end or 0) - r.start for r in rebuilt)
@@ -149,7 +156,8 @@ def test_every_run_between_two_scrapes_is_found(live: Live) -> None:
         match = starts[round(run.start, 3)]
         assert abs((run.end or 0) - (match.end or 0)) < 0.001
     processed = sum(r.volumes.get("player_metrics (demo_records_total)", 0) for r in rebuilt)
-    assert processed == pytest.approx(100 * len(truth), rel=0.05)
+    # what that run processed was counted after the first scrape: the interval's share has it
+    assert processed == pytest.approx(100 * (len(truth) + placed_before), rel=0.05)
 
 
 def test_only_the_services_own_series_are_read(live: Live) -> None:
