@@ -33,8 +33,7 @@ from jobcorr import contract
 from jobcorr.artifacts.grafana import expressions
 from jobcorr.artifacts.rules import rule_groups
 from jobcorr.times import parse_duration
-from scenarios.fleet import wait_ready
-from support import bf42_stats, free_port, require_tool
+from support import bf42_stats, free_port, require_tool, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +157,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     prom_url = f"http://127.0.0.1:{ports['prometheus']}"
     vm_url = f"http://127.0.0.1:{ports['victoria']}"
     try:
-        wait_ready(vm_url, processes[1], tmp / "victoria.log")
+        wait_ready(f"{vm_url}/health")
         processes.append(
             start(
                 [
@@ -190,9 +189,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 tmp / "dashboard.log",
             )
         )
-        wait_ready(prom_url, processes[0], tmp / "prometheus.log")
+        wait_ready(f"{prom_url}/-/ready")
         started = time.time()
-        wait_ready(f"http://127.0.0.1:{ports['vmalert']}", processes[2], tmp / "vmalert.log")
+        wait_ready(f"http://127.0.0.1:{ports['vmalert']}/health")
         engines = {
             "prometheus": Engine("prometheus", prom_url, prom_url),
             "victoria-metrics": Engine(
