@@ -88,32 +88,6 @@ def test_a_lone_candidate_with_no_history_is_not_named_with_certainty() -> None:
     assert 0 < answer.candidates[0].confidence < BLAME_THRESHOLD
 
 
-def small_batches(timeline: MemoryTimeline, job: str, until: int) -> None:
-    """`job` runs every 40 s for 10 s and syncs 2,000 rows, too few to move memory."""
-    for start in range(20, until, 40):
-        timeline.run(job, start, start + 10, rows=2_000)
-
-
-@pytest.mark.parametrize(("rows", "blamed"), [(60_000, "clickhouse_sync"), (2_000, None)])
-def test_a_run_far_bigger_than_any_before_is_not_judged_by_the_small_ones(
-    rows: int, blamed: str | None
-) -> None:
-    """History that a job's small runs added nothing speaks against it only for a run like
-    them: a catch-up of 30 times the usual rows that climbs as it starts is named; the
-    same climb beside a usual run is not pinned on it."""
-    timeline, memory = MemoryTimeline(), quiet_memory()
-    small_batches(timeline, "clickhouse_sync", 480)
-    innocent(timeline, "stats_collection", 480)
-    memory[501:512] += 150 * MB
-    timeline.run("clickhouse_sync", 500, 512, rows=rows)
-    timeline.set("memory", memory)
-    answer = explain(timeline, 506, window=30)
-    assert answer.spike is not None
-    assert (answer.blamed.job if answer.blamed else None) == blamed, answer.conclusion
-    if blamed:
-        assert answer.conclusion.startswith("clickhouse_sync was processing 60K rows")
-
-
 def test_two_jobs_stacking_are_two_spikes_each_with_its_job_and_the_real_peak() -> None:
     timeline, memory = MemoryTimeline(), quiet_memory()
     repeating_job(timeline, memory, "report_export", 440)

@@ -39,9 +39,6 @@ OUTSIDE_RATIO = 2.0
 while no job ran."""
 BIG_EXCESS = 0.25
 """Past excess counts as a big climb above this share of the spike's height."""
-UNPRECEDENTED = 5.0
-"""A run that processed this many times more of a volume than any earlier run of its job
-is not judged by those runs: that small runs added nothing says nothing about a big one."""
 MIN_FIT_RUNS = 3
 """The volume fit needs this many earlier runs with volumes and readings."""
 MIN_FIT_R2 = 0.5
@@ -241,23 +238,11 @@ def agreement(fit: VolumeFit | None, runs: list[RunSpan], height: float) -> floa
     return fit.r2 * min(predicted, height) / max(predicted, height)
 
 
-def unprecedented(runs: list[RunSpan], earlier: list[RunSpan]) -> bool:
-    """Whether `runs` processed UNPRECEDENTED times more of some volume than any of the
-    job's earlier runs did (which needs MIN_HISTORY_RUNS earlier runs that processed it)."""
-    for name in {name for run in runs for name in run.volumes}:
-        before = [run.volumes[name] for run in earlier if name in run.volumes]
-        amount = sum(run.volumes.get(name, 0.0) for run in runs)
-        if len(before) >= MIN_HISTORY_RUNS and amount > UNPRECEDENTED * max(max(before), 1.0):
-            return True
-    return False
-
-
 def likelihood(
     onset: float | None, fit: VolumeFit | None, agreement: float | None, lift: float | None
 ) -> float:
     """The job's likelihood ratio: onset alignment times its history (the volume fit's
-    prediction where the fit holds, its lift otherwise; nothing without earlier runs, or
-    when the run is unlike them: the caller passes lift None for an unprecedented run)."""
+    prediction where the fit holds, its lift otherwise; nothing without earlier runs)."""
     if onset is None:
         ratio = 1 / ONSET_RATIO
     else:

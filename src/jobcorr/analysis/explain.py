@@ -260,8 +260,7 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
             onset=evidence.onset(job_runs, context.spike, context.series, context.tolerance,
                                  context.now),
             lift=evidence.lift(effects.get(job), height)
-            if len(earlier) >= evidence.MIN_HISTORY_RUNS
-            and not evidence.unprecedented(job_runs, earlier) else None,
+            if len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
             typical_rise=effects.get(job), fit=fit,
             agreement=evidence.agreement(fit, evidence.at_the_steepest(
                 job_runs, context.spike, context.series, context.tolerance, context.now
