@@ -61,6 +61,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _pid(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a process id")
+    return int(text)
+
+
 def _cells(*cells: str) -> list[str]:
     return [printable(cell) for cell in cells]
 
@@ -236,8 +242,14 @@ def _dashboard(args: argparse.Namespace) -> int:
     require("dashboard", "starlette", "uvicorn")  # before the explain modules it also needs
     from jobcorr.web.app import dashboard_app
     from jobcorr.web.auth import Credentials
+    from jobcorr.web.process import exit_with_parent
     from jobcorr.web.server import check_bindable, serve_forever
 
+    if args.parent_pid is not None and not exit_with_parent(args.parent_pid):
+        raise UsageError(
+            f"--parent-pid {args.parent_pid} is not this process's parent (has it ended?); "
+            "pass the pid of the process that starts this one, or leave it out"
+        )
     console = _console()
     credentials = Credentials.from_env(os.environ)  # refused now if a password is missing
     _open(args).close()  # fail now, with the reason, rather than on the first page load
@@ -432,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     dashboard.add_argument("--port", type=_port, default=8090, help="port (default 8090)")
+    dashboard.add_argument(
+        "--parent-pid",
+        type=_pid,
+        metavar="PID",
+        help="end when this process's parent, PID, ends, even by kill -9 (how a service runs "
+        "its dashboard: jobcorr.web.process.DashboardProcess)",
+    )
     _add_source_arguments(dashboard)
     dashboard.set_defaults(handler=_dashboard)
     return parser

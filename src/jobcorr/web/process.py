@@ -5,22 +5,39 @@ or moves the memory being explained.
     dashboard.url          # http://127.0.0.1:<a free port>
     dashboard.stop()
 
-The child is `jobcorr dashboard`: it reads the store, runs every analysis, and inherits
-the credentials (JOBCORR_DASHBOARD_*) from the environment.
+The child is `jobcorr dashboard --parent-pid <this process>`: it reads the store, runs
+every analysis, inherits the credentials (JOBCORR_DASHBOARD_*) from the environment, and
+ends when its parent does, however the parent ends (kill -9 included): `exit_with_parent`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+from types import FrameType
 
 NICENESS = 10
 """The dashboard runs at a lower CPU priority: on a busy machine, the jobs it watches go
 first, and a heavy chart waits instead of delaying a run."""
 STOP_TIMEOUT_SECONDS = 10.0
 """How long the child gets to finish its requests after SIGTERM before it is killed."""
+PARENT_POLL_SECONDS = 0.2
+"""How often an orphan checks its parent (everywhere; on Linux the kernel tells it at
+once): an orphan frees its port within a fraction of a second, for five syscalls a second."""
+ORPHAN_GRACE_SECONDS = 5.0
+"""After its parent is gone the child stops as on SIGTERM; if requests in flight keep it
+longer than this, it exits without them (nobody is left to serve)."""
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option (linux/prctl.h): the signal the kernel sends when the parent ends."""
+PARENT_DEATH_SIGNAL = signal.SIGUSR1
+"""Not SIGTERM: prctl's parent is the *thread* that started the child, so the signal also
+comes when that thread ends while its process lives on; the handler checks getppid()."""
 
 
 def _free_port(host: str) -> int:
@@ -42,12 +59,16 @@ class DashboardProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def start(self) -> DashboardProcess:
         if self.port == 0:
             self.port = _free_port(self.host)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "jobcorr.cli", "dashboard", "--source", self.source,
-             "--host", self.host, "--port", str(self.port)],
+             "--host", self.host, "--port", str(self.port), "--parent-pid", str(os.getpid())],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         os.setpriority(os.PRIO_PROCESS, self._process.pid, NICENESS)
@@ -63,3 +84,42 @@ class DashboardProcess:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+def exit_with_parent(parent_pid: int) -> bool:
+    """From the child's main thread: stop this process (as on SIGTERM) when process
+    `parent_pid` ends, however it ends. False, having done nothing, when `parent_pid` is
+    not this process's parent (it ended already, or the caller named another process).
+
+    On Linux the kernel signals the parent's death (prctl PR_SET_PDEATHSIG); everywhere, a
+    thread also polls getppid(), which changes when the parent ends and its orphan is
+    adopted."""
+
+    def on_parent_signal(signum: int, frame: FrameType | None) -> None:
+        if os.getppid() != parent_pid:
+            _stop_orphan()
+
+    if sys.platform == "linux":
+        signal.signal(PARENT_DEATH_SIGNAL, on_parent_signal)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # after prctl: a parent ending before it is seen here
+        return False
+    threading.Thread(
+        target=_poll_parent, args=(parent_pid,), name="jobcorr-parent-watch", daemon=True
+    ).start()
+    return True
+
+
+def _poll_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    _stop_orphan()
+
+
+def _stop_orphan() -> None:
+    """SIGTERM to this process (the server stops as it would for a supervisor), and a
+    hard exit should that take longer than the grace."""
+    deadline = threading.Timer(ORPHAN_GRACE_SECONDS, os._exit, args=(1,))
+    deadline.daemon = True
+    deadline.start()
+    os.kill(os.getpid(), signal.SIGTERM)
