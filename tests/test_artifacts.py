@@ -6,8 +6,10 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -16,11 +18,11 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from bf42stats.deploy import DESCRIPTION
 from jobcorr import contract
-from jobcorr.artifacts import render_all, write_all
+from jobcorr.artifacts import kubernetes, render_all, write_all
 from jobcorr.artifacts.export import stale
 from jobcorr.artifacts.grafana import expressions
 from jobcorr.artifacts.rules import alerts, unit_test_cases
-from support import require_tool
+from support import free_port, require_tool, wait_ready
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -299,3 +301,53 @@ def test_kubernetes_manifests_validate_offline() -> None:
 
     [scrape] = load_yaml_documents(DEPLOY / "prometheus/scrape-config.yml")
     assert scrape["scrape_configs"][0]["honor_labels"] is True
+
+
+def test_the_pod_declares_its_dashboard_port_and_the_monitor_does_not_scrape_it() -> None:
+    statefulset, service = load_yaml_documents(DEPLOY / "kubernetes/statefulset.yaml")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    declared = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert declared == {"http": DESCRIPTION.port, "dashboard": DESCRIPTION.dashboard_port}
+    args = container["args"]
+    assert args[args.index("--dashboard-port") + 1] == str(declared["dashboard"])
+    assert args[args.index("--host") + 1] == "0.0.0.0"  # the manifest's choice, not a default
+    exposed = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert exposed == {name: (number, name) for name, number in declared.items()}
+    [monitor] = load_yaml_documents(DEPLOY / "kubernetes/servicemonitor.yaml")
+    assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["http"]
+
+
+def test_a_pod_without_a_dashboard_declares_none() -> None:
+    plain = replace(DESCRIPTION, dashboard_port=None)
+    container = kubernetes.statefulset(plain)["spec"]["template"]["spec"]["containers"][0]
+    assert [port["name"] for port in container["ports"]] == ["http"]
+    assert "--dashboard-port" not in container["args"]
+    assert [port["name"] for port in kubernetes.service(plain)["spec"]["ports"]] == ["http"]
+
+
+def test_the_containers_args_serve_metrics_and_the_dashboard_on_the_declared_ports(
+    tmp_path: Path,
+) -> None:
+    """The StatefulSet's args run as they are, on loopback, with free ports and a temporary
+    data directory in place of the pod's: /healthz on `http`, and any other path there
+    redirected to the dashboard on `dashboard`."""
+    [statefulset, _] = load_yaml_documents(DEPLOY / "kubernetes/statefulset.yaml")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    ports = {str(port["containerPort"]): str(free_port()) for port in container["ports"]}
+    moved = {"0.0.0.0": "127.0.0.1", "/data": str(tmp_path), **ports}
+    program, *args = [moved.get(arg, arg) for arg in container["args"]]
+    assert program == "bf42-stats"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "bf42stats.cli", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    http, dashboard = (ports[str(p["containerPort"])] for p in container["ports"])
+    try:
+        wait_ready(f"http://127.0.0.1:{http}/healthz", 120)
+        redirect = httpx.get(f"http://127.0.0.1:{http}/api/openapi.json", timeout=30)
+        assert redirect.status_code == 307
+        assert redirect.headers["location"] == f"http://127.0.0.1:{dashboard}/api/openapi.json"
+        wait_ready(redirect.headers["location"], 120)  # the dashboard on its declared port
+    finally:
+        service.terminate()
+        service.wait(120)

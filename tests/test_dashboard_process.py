@@ -89,6 +89,8 @@ def serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
 
 def test_kill_9_of_the_service_takes_its_dashboard_and_frees_the_port(tmp_path: Path) -> None:
     service, child, port = serve(tmp_path)
+    command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+    assert command[command.index(b"--host") + 1] == b"127.0.0.1"  # loopback unless configured
     try:
         service.kill()
         service.wait(60)

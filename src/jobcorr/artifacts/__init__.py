@@ -11,6 +11,7 @@ require("artifacts", "grafana_foundation_sdk", "yaml")
 
 
 from jobcorr.artifacts.description import (
+    DASHBOARD_PORT,
     Description,
     MemorySource,
     Thresholds,
@@ -21,6 +22,7 @@ from jobcorr.artifacts.export import ARTIFACTS, render_all, write_all
 
 __all__ = [
     "ARTIFACTS",
+    "DASHBOARD_PORT",
     "Description",
     "MemorySource",
     "Thresholds",

@@ -111,7 +111,10 @@ KUBE_PROMETHEUS_STACK = {"release": "kube-prometheus-stack"}
 """The label kube-prometheus-stack's Prometheus selects ServiceMonitors and PrometheusRules
 by (`release: <helm release>`), for a release installed under the chart's own name."""
 
-DEFAULT_EXPLAIN_URL = "http://127.0.0.1:8090"
+DASHBOARD_PORT = 8090
+"""Where `jobcorr dashboard` listens by default, and the port a pod gives the dashboard it
+serves: the same number wherever a user meets the dashboard."""
+DEFAULT_EXPLAIN_URL = f"http://127.0.0.1:{DASHBOARD_PORT}"
 """Where `jobcorr dashboard` listens by default: the target of Grafana's "Explain this
 moment" links unless export is given another URL."""
 
@@ -150,6 +153,12 @@ class Description:
     data_dir: str = "/data"
     scrape_interval_seconds: int = 30
     command: tuple[str, ...] = ()
+    """The container's args; the manifest appends `--port PORT`, and `--dashboard-port
+    DASHBOARD_PORT` when the pod serves a dashboard."""
+    dashboard_port: int | None = None
+    """The port of the dashboard the pod serves in a process of its own
+    (`jobcorr.web.process.DashboardProcess`), declared on the container and the Service as
+    `dashboard` and kept off the ServiceMonitor's scrape; None when the pod serves none."""
     extra_env: dict[str, str] = field(default_factory=dict)
     monitor_labels: dict[str, str] = field(default_factory=lambda: dict(KUBE_PROMETHEUS_STACK))
     """Extra labels on the ServiceMonitor and PrometheusRule, for the Prometheus that

@@ -34,12 +34,28 @@ def one_replica_note(d: Description) -> str:
     return f"{ONE_REPLICA}\n{d.scaling_note}" if d.scaling_note else ONE_REPLICA
 
 
+def _ports(d: Description) -> dict[str, int]:
+    """Port name -> number: `http` (/metrics, /healthz, the probes; what the ServiceMonitor
+    scrapes) and, when the pod serves one, `dashboard` (never scraped)."""
+    ports = {"http": d.port}
+    if d.dashboard_port is not None:
+        ports["dashboard"] = d.dashboard_port
+    return ports
+
+
+def _args(d: Description) -> list[str]:
+    args = [*d.command, "--port", str(d.port)]
+    if d.dashboard_port is not None:
+        args += ["--dashboard-port", str(d.dashboard_port)]
+    return args
+
+
 def statefulset(d: Description) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container: dict[str, Any] = {
         "name": d.service,
         "image": d.image,
-        "ports": [{"name": "http", "containerPort": d.port}],
+        "ports": [{"name": name, "containerPort": port} for name, port in _ports(d).items()],
         "env": [{"name": key, "value": value} for key, value in sorted(d.extra_env.items())],
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
         "readinessProbe": {**probe, "initialDelaySeconds": 2},
@@ -60,7 +76,7 @@ def statefulset(d: Description) -> dict[str, Any]:
         ],
     }
     if d.command:
-        container["args"] = [*d.command, "--port", str(d.port)]
+        container["args"] = _args(d)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -102,7 +118,9 @@ def service(d: Description) -> dict[str, Any]:
         "metadata": _metadata(d),
         "spec": {
             "selector": _labels(d),
-            "ports": [{"name": "http", "port": d.port, "targetPort": "http"}],
+            "ports": [
+                {"name": name, "port": port, "targetPort": name} for name, port in _ports(d).items()
+            ],
         },
     }
 

@@ -6,7 +6,7 @@ panels and their titles, the sync job and its volume, the label that splits it.
 
 from __future__ import annotations
 
-from jobcorr.artifacts import Description, VolumeQuery
+from jobcorr.artifacts import DASHBOARD_PORT, Description, VolumeQuery
 
 DESCRIPTION = Description(
     service="bf42-stats",
@@ -33,4 +33,5 @@ DESCRIPTION = Description(
     "CLICKHOUSE_URL at a ClickHouse server\n(the analytics copy then outlives the pod) and keep "
     "the four jobs in this one pod; see the README's Kubernetes section.",
     command=("bf42-stats", "serve", "--host", "0.0.0.0", "--data-dir", "/data"),
+    dashboard_port=DASHBOARD_PORT,
 )  # fmt: skip
