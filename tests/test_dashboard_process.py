@@ -32,17 +32,19 @@ OUTLIVES = 3.0
 parent-death signal arrives at once, so a dashboard that obeyed it would be gone by then."""
 
 
-def state(pid: int) -> str | None:
-    """The process's state letter (R, S, Z, ...), or None once nothing is left of it."""
+def stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command (state, ppid, ...), or None once nothing is
+    left of the process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return stat.rsplit(")", 1)[1].split()[0]
+    return text.rsplit(")", 1)[1].split()
 
 
 def gone(pid: int) -> bool:
-    return state(pid) in (None, "Z")  # an unreaped zombie holds no port and runs nothing
+    fields = stat(pid)
+    return fields is None or fields[0] == "Z"  # a zombie holds no port and runs nothing
 
 
 def free(port: int) -> bool:
@@ -56,14 +58,14 @@ def free(port: int) -> bool:
 def dashboard_child(parent: int) -> int | None:
     """The pid of the `jobcorr dashboard` process whose parent is `parent`, if any."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        fields = stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is None or int(fields[1]) != parent:
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if ppid == parent and b"dashboard" in command and b"--parent-pid" in command:
+        if b"dashboard" in command and b"--parent-pid" in command:
             return int(entry.name)
     return None
 
