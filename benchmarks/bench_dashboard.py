@@ -15,9 +15,10 @@ and what eight dashboard clients cost the service being watched.
    service's RSS while idle and while eight clients load the 24 h panels (each opened
    through the service, which redirects it to the dashboard's own process, as a browser
    is), in phases idle, loaded, loaded, idle so that the service's slow drift cancels;
-   prints the latency ratio and the RSS growth.
+   prints the latency ratio and the RSS growth. `--control` runs the same phases with no
+   client at all: what the service's own drift and the machine's load alone give.
 
-    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 60]
+    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 60] [--control]
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ from jobcorr.web.server import BackgroundServer
 
 ROOT = Path(__file__).parent.parent
 CLIENTS = 8
-SETTLE_SECONDS = 60
-"""Start-up, the first runs and the dashboard's process, before anything is measured."""
+SETTLE_SECONDS = 180
+"""Start-up, the first runs and the dashboard's process, before anything is measured. The
+service's RSS climbs ~20 MB over its first two minutes on its own, not in a line, so the
+symmetric phases do not cancel it: after 60 s, a run with no clients at all measured
++7 MB of "growth"."""
 WEB = "src/jobcorr/web/"
 OLD_FILES = tuple(
     WEB + name
@@ -226,21 +230,23 @@ def load(url: str, stop: threading.Event, served: list[int]) -> None:
             served.append(1)
 
 
-def loaded(url: str, pid: int, store: Path, seconds: float) -> tuple[list[float], list[float], int]:
-    """`watch` while eight clients load the panels; also how many answers they got."""
+def loaded(
+    url: str, pid: int, store: Path, seconds: float, clients: int
+) -> tuple[list[float], list[float], int]:
+    """`watch` while `clients` clients load the panels; also how many answers they got."""
     stop, served = threading.Event(), []
-    clients = [threading.Thread(target=load, args=(url, stop, served)) for _ in range(CLIENTS)]
-    for client in clients:
-        client.start()
+    threads = [threading.Thread(target=load, args=(url, stop, served)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
     try:
         return (*watch(pid, store, seconds), len(served))
     finally:
         stop.set()
-        for client in clients:
-            client.join()
+        for thread in threads:
+            thread.join()
 
 
-def observer_cost(store_template: Path, seconds: float) -> None:
+def observer_cost(store_template: Path, seconds: float, clients: int) -> None:
     with tempfile.TemporaryDirectory() as data:
         store = Path(data) / "jobcorr.sqlite3"
         shutil.copy(store_template, store)
@@ -260,7 +266,7 @@ def observer_cost(store_template: Path, seconds: float) -> None:
                     rss, runs = watch(service.pid, store, seconds)
                     idle_rss, idle_runs = idle_rss + rss, idle_runs + runs
                 else:
-                    rss, runs, answered = loaded(url, service.pid, store, seconds)
+                    rss, runs, answered = loaded(url, service.pid, store, seconds, clients)
                     busy_rss, busy_runs = busy_rss + rss, busy_runs + runs
                     served += answered
         finally:
@@ -269,11 +275,11 @@ def observer_cost(store_template: Path, seconds: float) -> None:
     idle, busy = statistics.median(idle_runs), statistics.median(busy_runs)
     print(
         f"stats_collection run, idle: median {idle * 1000:.0f} ms ({len(idle_runs)} runs); "
-        f"{CLIENTS} clients on the 24 h panels ({served} answered): median "
+        f"{clients} clients on the 24 h panels ({served} answered): median "
         f"{busy * 1000:.0f} ms ({len(busy_runs)} runs); ratio {busy / idle:.2f}"
     )
     print(
-        f"service RSS, idle: median {statistics.median(idle_rss):.1f} MB; with {CLIENTS} "
+        f"service RSS, idle: median {statistics.median(idle_rss):.1f} MB; with {clients} "
         f"clients: median {statistics.median(busy_rss):.1f} MB, max {max(busy_rss):.1f} MB; "
         f"growth {statistics.median(busy_rss) - statistics.median(idle_rss):+.1f} MB"
     )
@@ -290,6 +296,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--loads", type=int, default=5, help="page loads per page")
     parser.add_argument("--seconds", type=float, default=30, help="per phase (four phases)")
+    parser.add_argument(
+        "--control", action="store_true", help="the service phases with no client (drift alone)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "day.sqlite3"
@@ -300,7 +309,7 @@ def main() -> None:
         finally:
             server.stop()
         compare_pages(store, args.loads)
-        observer_cost(store, args.seconds)
+        observer_cost(store, args.seconds, 0 if args.control else CLIENTS)
 
 
 if __name__ == "__main__":
