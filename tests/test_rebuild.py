@@ -21,6 +21,8 @@ class Run(NamedTuple):
     start: float
     end: float
     failed: bool
+    rss: tuple[float, float] = (0.0, 0.0)
+    """Resident memory at the start and the peak, as the run read them."""
 
 
 def scraped(runs: list[Run], times: list[float]) -> JobScrapes:
@@ -37,6 +39,7 @@ def scraped(runs: list[Run], times: list[float]) -> JobScrapes:
             sum(r.end - r.start for r in done),
             float(sum(r.failed for r in done)),
             max((r.end for r in done if not r.failed), default=0.0),
+            *(done[-1].rss if done else (0.0, 0.0)),
         ))  # fmt: skip
     columns = np.array(rows, dtype=np.float64).T
     grid = np.array(times, dtype=np.float64)
@@ -53,6 +56,17 @@ def test_a_job_every_5_s_for_1_s_scraped_every_15_s_loses_no_run() -> None:
     total = sum((r.end or 0) - r.start for r in rebuilt)
     assert total == pytest.approx(sum(r.end - r.start for r in truth))
     assert all(r.start >= 990 and (r.end or 0) <= 1120 for r in rebuilt)
+
+
+def test_the_last_run_before_each_scrape_carries_its_memory_readings() -> None:
+    truth = [Run(1000 + 5 * i, 1000 + 5 * i + 1, False, (100.0 + i, 200.0 + i)) for i in range(9)]
+    rebuilt = rebuild_runs(scraped(truth, [998 + 15 * k for k in range(4)]))
+    read = {r.start: r.rss for r in rebuilt if not r.placed}
+    assert read == {t.start: t.rss for t in truth if t.start in read} and len(read) == 3
+    assert all(r.rss is None for r in rebuilt if r.placed)
+    unread = rebuild_runs(scraped([t._replace(rss=(0.0, 0.0)) for t in truth],
+                                  [998 + 15 * k for k in range(4)]))  # fmt: skip
+    assert all(r.rss is None for r in unread)  # a service that reads no memory
 
 
 def test_a_run_still_going_at_the_last_scrape_is_open() -> None:

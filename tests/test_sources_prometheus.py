@@ -143,7 +143,8 @@ def test_a_prometheus_compatible_source_never_blames_more_than_the_truth(
     table = {n: (truth[n], embedded[n], remote[n]) for n in embedded}
     # The fleet path lacks the runs' own memory readings and may abstain more; it must never
     # blame more: every job it names is the guilty one.
-    assert all(remote[n] in (None, truth[n]) for n in remote), table
+    wrong = {n: table[n] for n in remote if remote[n] not in (None, truth[n])}
+    assert not wrong, wrong
     right = sum(remote[n] == truth[n] for n in remote)
     assert right / len(remote) >= REMOTE_RIGHT, table
 

@@ -56,6 +56,12 @@ CPU = FamilySpec("bg_job_cpu_seconds", "counter", JOB, "CPU time spent by runs o
 PEAK_RSS = FamilySpec(
     "bg_job_peak_rss_bytes", "gauge", JOB, "Peak resident memory seen during the last run of a job."
 )
+START_RSS = FamilySpec(
+    "bg_job_last_start_rss_bytes",
+    "gauge",
+    JOB,
+    "Resident memory when the last finished run of a job started.",
+)
 LOG_RECORDS = FamilySpec(
     "bg_log_records",
     "counter",
@@ -80,6 +86,7 @@ JOB_FAMILIES: tuple[FamilySpec, ...] = (
     LAST_DURATION,
     CPU,
     PEAK_RSS,
+    START_RSS,
 )
 """Families rendered by `jobcorr.metrics.JobMetrics`, one series per job."""
 

@@ -22,7 +22,7 @@ import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -67,6 +67,7 @@ class _JobState:
         "last_success",
         "peak_rss",
         "skipped",
+        "start_rss",
         "volumes",
     )
 
@@ -81,6 +82,7 @@ class _JobState:
         self.cpu_seconds = 0.0  # finished runs
         self.cpu_exposed = 0.0  # finished runs plus runs in progress, as last exposed
         self.peak_rss = 0
+        self.start_rss = 0
         self.last_seen = time.time()
         self.volumes: set[str] = set()  # volume names admitted for this job
         self.duration_sum = 0.0
@@ -94,6 +96,15 @@ class _JobState:
             value = getattr(self, name)
             setattr(other, name, value.copy() if isinstance(value, list | set) else value)
         return other
+
+
+class RunRss(NamedTuple):
+    """A finished run's resident memory: at its start and the peak while it ran (bytes; 0
+    where unread). Together they say whether memory rose during the run, at any scrape
+    interval, for the last run of a job before each scrape."""
+
+    at_start: int
+    peak: int
 
 
 class ActiveRun(Protocol):
@@ -182,7 +193,7 @@ class JobMetrics(Collector):
         self._active.add(run)
 
     def run_finished(
-        self, run: ActiveRun, duration: float, cpu_seconds: float, peak_rss: int, status: str
+        self, run: ActiveRun, duration: float, cpu_seconds: float, rss: RunRss, status: str
     ) -> None:
         ended_at = run.started_at + duration
         bucket = bisect_left(DURATION_BUCKETS, duration)
@@ -197,7 +208,7 @@ class JobMetrics(Collector):
             state.last_duration = duration
             state.cpu_seconds += cpu_seconds
             state.cpu_exposed = max(state.cpu_exposed, state.cpu_seconds)
-            state.peak_rss = peak_rss
+            state.start_rss, state.peak_rss = rss
             state.duration_sum += duration
             state.bucket_counts[bucket] += 1
             state.exemplars[bucket] = exemplar
@@ -263,6 +274,7 @@ class JobMetrics(Collector):
                 contract.LAST_SUCCESS,
                 contract.LAST_DURATION,
                 contract.PEAK_RSS,
+                contract.START_RSS,
             )
         }
         for job, state in jobs:
@@ -277,6 +289,7 @@ class JobMetrics(Collector):
             gauges[contract.LAST_SUCCESS].add_metric(labels, state.last_success)
             gauges[contract.LAST_DURATION].add_metric(labels, state.last_duration)
             gauges[contract.PEAK_RSS].add_metric(labels, state.peak_rss)
+            gauges[contract.START_RSS].add_metric(labels, state.start_rss)
         yield executions
         yield duration
         yield failures

@@ -113,7 +113,8 @@ class RunSpan:
     volumes: dict[str, float] = field(default_factory=dict)
     peak_memory: float | None = None
     memory_at_start: float | None = None
-    """Resident memory at the run's start and its peak during the run (run records only)."""
+    """Resident memory at the run's start and its peak during the run: from run records, or
+    from the scraped gauges for the last run of a job before each scrape."""
     exact: bool = True
     pid: int | None = None
     """The process that ran it (run records only): a pool's child owns its whole memory."""

@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from jobcorr.metrics import JobMetrics, job_metrics
+from jobcorr.metrics import JobMetrics, RunRss, job_metrics
 from jobcorr.names import check_name
 from jobcorr.rss import RssSampler, Watch
 
@@ -197,7 +197,7 @@ class Run(Watch):
             status = "cancelled"
         else:
             status = "failure"
-        self._metrics.run_finished(self, duration, cpu_seconds, peak, status)
+        self._metrics.run_finished(self, duration, cpu_seconds, RunRss(rss_start, peak), status)
         if _listeners:
             _notify(
                 _listeners,

@@ -74,6 +74,8 @@ _JOB_SERIES = {
     "duration_sum": f"{contract.DURATION.name}_sum",
     "failures": contract.FAILURES.exposed_name,
     "last_success": contract.LAST_SUCCESS.exposed_name,
+    "start_rss": contract.START_RSS.exposed_name,
+    "peak_rss": contract.PEAK_RSS.exposed_name,
 }
 """`JobScrapes` field -> the series it is read from."""
 
@@ -350,8 +352,10 @@ class PrometheusTimeline(Source):
                 if (run.end if run.end is not None else end) < start or run.start > end:
                     continue
                 status = "running" if run.end is None else "failure" if run.failed else "success"
+                at_start, peak = run.rss if run.rss is not None else (None, None)
                 runs.append(RunSpan(f"{job}@{run.start:.3f}", job, run.start, run.end, status,
-                                    volumes, exact=False, placed=run.placed))  # fmt: skip
+                                    volumes, exact=False, placed=run.placed,
+                                    peak_memory=peak, memory_at_start=at_start))  # fmt: skip
         return sorted(runs, key=lambda run: run.start)
 
 

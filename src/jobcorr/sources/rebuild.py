@@ -40,6 +40,8 @@ class JobScrapes:
     duration_sum: Series
     failures: Series
     last_success: Series
+    start_rss: Series
+    peak_rss: Series
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Rebuilt:
     end: float | None
     failed: bool
     placed: bool = False
+    rss: tuple[float, float] | None = None
+    """(at its start, peak while it ran) where the scrapes read them: the last run that
+    ended before a scrape."""
 
 
 def rebuild_runs(scrapes: JobScrapes) -> list[Rebuilt]:
@@ -102,7 +107,7 @@ def _interval(s: JobScrapes, before: float, after: float) -> list[Rebuilt]:
     if known is not None and known.end is not None:
         success = _value(s.last_success, after)
         failed = failures > 0 and abs(success - known.end) > SAME_MOMENT
-        known = Rebuilt(known.start, known.end, failed)
+        known = Rebuilt(known.start, known.end, failed, rss=_rss(s, after))
         failures -= int(failed)
     unknown = ended - (known is not None)
     if len(s.duration_sum):
@@ -175,6 +180,13 @@ def share_volumes(
                     grown[index] * overlaps[offset] / total
                 )
     return shares
+
+
+def _rss(s: JobScrapes, after: float) -> tuple[float, float] | None:
+    """The last finished run's memory readings at the scrape `after` (None when the
+    service does not expose them, or read none)."""
+    at_start, peak = _value(s.start_rss, after), _value(s.peak_rss, after)
+    return (at_start, peak) if at_start > 0 and peak > 0 else None
 
 
 def _value(series: Series, t: float) -> float:
