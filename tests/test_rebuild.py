@@ -113,8 +113,8 @@ def test_what_runs_processed_is_shared_by_their_time_between_scrapes() -> None:
     rebuilt = rebuild_runs(scraped(truth, times))
     done = [sum(100.0 for r in truth if r.end <= t) for t in times]
     shares = share_volumes(
-        rebuilt, [("rows", Series(np.array(times, float), np.array(done)))], 1200
-    )
+        {"export": rebuilt}, [("rows", Series(np.array(times, float), np.array(done)))], 1200
+    )["export"]
     assert sum(share.get("rows", 0) for share in shares) == pytest.approx(100 * len(truth))
     assert all(share["rows"] == pytest.approx(100) for share in shares)
 
@@ -123,3 +123,21 @@ def test_overlapping_runs_of_one_job_keep_the_starts_the_scrapes_saw() -> None:
     truth = [Run(1000.0, 1010.0, False), Run(1005.0, 1012.0, False), Run(1020.0, 1021.0, False)]
     rebuilt = rebuild_runs(scraped(truth, [999.5 + 0.5 * k for k in range(60)]))
     assert [(r.start, r.end) for r in rebuilt] == [(r.start, r.end) for r in truth]
+
+
+def test_a_counter_goes_to_the_job_seen_processing_it_alone() -> None:
+    # export processes 100 rows per run, alone at first; then digest's runs overlap its
+    # next runs. The rows counter is export's: digest gets none of it.
+    export = [Run(1000 + 10 * i, 1000 + 10 * i + 4, False) for i in range(6)]
+    digest = [Run(1032 + 10 * i, 1032 + 10 * i + 4, False) for i in range(3)]
+    times = [998 + 2.0 * k for k in range(35)]
+    rows = Series(
+        np.array(times), np.array([100.0 * sum(r.end <= t for r in export) for t in times])
+    )
+    runs = {"export": rebuild_runs(scraped(export, times)),
+            "digest": rebuild_runs(scraped(digest, times))}  # fmt: skip
+    shares = share_volumes(runs, [("rows", rows)], 1070)
+    assert [s.get("rows", 0) for s in shares["export"]] == pytest.approx([100.0] * 6)
+    assert all("rows" not in s for s in shares["digest"])
+    unknown = share_volumes({"digest": runs["digest"]}, [("rows", rows)], 1070)
+    assert sum(s.get("rows", 0) for s in unknown["digest"]) > 0  # no owner seen: it may be

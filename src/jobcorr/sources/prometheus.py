@@ -38,7 +38,7 @@ import numpy as np
 from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.sources import Source, SourceError
-from jobcorr.sources.rebuild import JobScrapes, rebuild_runs, share_volumes
+from jobcorr.sources.rebuild import JobScrapes, Rebuilt, rebuild_runs, share_volumes
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 from jobcorr.times import TimeParseError, parse_duration
 
@@ -337,26 +337,39 @@ class PrometheusTimeline(Source):
                 key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
                 scrapes[key][field] = series
         counters = self._raw_counters(reach, end)
+        rebuilt = {
+            key: rebuild_runs(JobScrapes(**{f: found.get(f, Series.empty()) for f in _JOB_SERIES}))
+            for key, found in scrapes.items()
+            if "executions" in found and "last_start" in found
+        }
         runs: list[RunSpan] = []
-        for key, found in scrapes.items():
-            labels = dict(key)
-            job = labels.get("job", "")
-            if "executions" not in found or "last_start" not in found:
-                continue
-            rebuilt = rebuild_runs(
-                JobScrapes(**{f: found.get(f, Series.empty()) for f in _JOB_SERIES})
-            )
+        for instance in {dict(key).get("instance") for key in rebuilt}:
+            jobs = {key: found for key, found in rebuilt.items()
+                    if dict(key).get("instance") == instance}  # fmt: skip
             mine = [(v.title, v.series) for where, v in counters
-                    if where.get("instance") == labels.get("instance")]  # fmt: skip
-            for run, volumes in zip(rebuilt, share_volumes(rebuilt, mine, end), strict=True):
-                if (run.end if run.end is not None else end) < start or run.start > end:
-                    continue
-                status = "running" if run.end is None else "failure" if run.failed else "success"
-                at_start, peak = run.rss if run.rss is not None else (None, None)
-                runs.append(RunSpan(f"{job}@{run.start:.3f}", job, run.start, run.end, status,
-                                    volumes, exact=False, placed=run.placed,
-                                    peak_memory=peak, memory_at_start=at_start))  # fmt: skip
+                    if where.get("instance") == instance]  # fmt: skip
+            shared = share_volumes(jobs, mine, end)
+            for key, job_runs in jobs.items():
+                job = dict(key).get("job", "")
+                runs += _run_spans(job, job_runs, shared[key], (start, end))
         return sorted(runs, key=lambda run: run.start)
+
+
+def _run_spans(
+    job: str, rebuilt: list[Rebuilt], volumes: list[dict[str, float]], window: tuple[float, float]
+) -> list[RunSpan]:
+    """The rebuilt runs of `job` that overlap `window`, with what each processed."""
+    start, end = window
+    spans = []
+    for run, processed in zip(rebuilt, volumes, strict=True):
+        if (run.end if run.end is not None else end) < start or run.start > end:
+            continue
+        status = "running" if run.end is None else "failure" if run.failed else "success"
+        at_start, peak = run.rss if run.rss is not None else (None, None)
+        spans.append(RunSpan(f"{job}@{run.start:.3f}", job, run.start, run.end, status,
+                             processed, exact=False, placed=run.placed,
+                             peak_memory=peak, memory_at_start=at_start))  # fmt: skip
+    return spans
 
 
 def _by_naming_labels(

@@ -19,11 +19,16 @@ run has is given to the nearest placed run, but their ends are coarser.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-from jobcorr.timeline import Series
+from jobcorr.timeline import FloatArray, Series
+
+Key = TypeVar("Key", bound=Hashable)
+"""What names a job's runs: its name, or all its series' labels."""
 
 SAME_MOMENT = 0.001
 """Seconds: gauges carry unix times to the millisecond or better."""
@@ -154,32 +159,52 @@ def _place(
 
 
 def share_volumes(
-    runs: list[Rebuilt], counters: list[tuple[str, Series]], now: float
-) -> list[dict[str, float]]:
-    """What each run processed: each scrape interval's increase of a counter (volume name,
-    raw scrapes), shared among the runs by their time in that interval. Runs are by start
-    and do not overlap, as `rebuild_runs` gives them; the increase while none ran is no
-    run's."""
-    shares: list[dict[str, float]] = [{} for _ in runs]
-    starts = np.array([run.start for run in runs])
-    ends = np.array([now if run.end is None else run.end for run in runs])
+    runs: Mapping[Key, list[Rebuilt]], counters: list[tuple[str, Series]], now: float
+) -> dict[Key, list[dict[str, float]]]:
+    """What each run processed, per job and run: each scrape interval's increase of a counter
+    (volume name, raw scrapes) goes to each job going in that interval, shared among its
+    runs by their time in it. A counter belongs to the jobs seen going alone while it grew:
+    where one of them went, the other jobs get none of it (where none did, every job going
+    may have processed it). A job's runs are by start and do not overlap, as `rebuild_runs`
+    gives them; the increase while none ran is no run's."""
+    spans = {job: _Spans(job_runs, now) for job, job_runs in runs.items()}
+    shares: dict[Key, list[dict[str, float]]] = {job: [{} for _ in r] for job, r in runs.items()}
     for title, series in counters:
         steps = np.diff(series.values)
         grown = np.where(steps < 0, series.values[1:], steps)
-        for index in np.flatnonzero(grown > 0):
-            lo, hi = series.times[index], series.times[index + 1]
-            first = int(np.searchsorted(ends, lo, side="right"))
-            last = int(np.searchsorted(starts, hi, side="left"))
-            overlaps = np.clip(
-                np.minimum(ends[first:last], hi) - np.maximum(starts[first:last], lo), 0, None
-            )
-            total = float(overlaps.sum())
-            for offset in np.flatnonzero(overlaps > 0):
-                share = shares[first + offset]
-                share[title] = share.get(title, 0.0) + float(
-                    grown[index] * overlaps[offset] / total
-                )
+        growing = np.flatnonzero(grown > 0)
+        going = [_going(spans, series.times[i], series.times[i + 1]) for i in growing]
+        owners = {next(iter(found)) for found in going if len(found) == 1}
+        for index, found in zip(growing, going, strict=True):
+            mine = {job: o for job, o in found.items() if job in owners} or found
+            for job, (first, seconds) in mine.items():
+                total = float(seconds.sum())
+                for offset in np.flatnonzero(seconds > 0):
+                    share = shares[job][first + offset]
+                    amount = float(grown[index] * seconds[offset] / total)
+                    share[title] = share.get(title, 0.0) + amount
     return shares
+
+
+class _Spans:
+    """One job's runs as arrays, for their overlap with a scrape interval."""
+
+    def __init__(self, runs: list[Rebuilt], now: float) -> None:
+        self.starts = np.array([run.start for run in runs])
+        self.ends = np.array([now if run.end is None else run.end for run in runs])
+
+    def overlap(self, lo: float, hi: float) -> tuple[int, FloatArray]:
+        """(index of the first run, seconds of each run from it in [lo, hi])."""
+        first = int(np.searchsorted(self.ends, lo, side="right"))
+        last = int(np.searchsorted(self.starts, hi, side="left"))
+        seconds = np.minimum(self.ends[first:last], hi) - np.maximum(self.starts[first:last], lo)
+        return first, np.clip(seconds, 0, None)
+
+
+def _going(spans: dict[Key, _Spans], lo: float, hi: float) -> dict[Key, tuple[int, FloatArray]]:
+    """The jobs with a run going in [lo, hi], with their runs' overlaps."""
+    found = {job: job_spans.overlap(lo, hi) for job, job_spans in spans.items()}
+    return {job: overlap for job, overlap in found.items() if overlap[1].sum() > 0}
 
 
 def _rss(s: JobScrapes, after: float) -> tuple[float, float] | None:
