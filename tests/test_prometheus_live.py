@@ -111,12 +111,18 @@ def live(
         server.wait(timeout=30)
 
 
-def _scrapes(live: Live) -> np.ndarray:
-    """When Prometheus scraped the service (the raw samples' timestamps)."""
-    query = f'bg_job_executions_total{{instance="{live.instance}"}}[1h]'
+def _scraped(live: Live, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The raw samples (times, values) of the service's one series `name`, as scraped."""
+    query = f'{name}{{instance="{live.instance}"}}[1h]'
     body = httpx.get(f"{live.url}/api/v1/query", params={"query": query}, timeout=10).json()
     [result] = body["data"]["result"]
-    return np.array([float(t) for t, _ in result["values"]])
+    points = np.array(result["values"], dtype=np.float64)
+    return points[:, 0], points[:, 1]
+
+
+def _scrapes(live: Live) -> np.ndarray:
+    """When Prometheus scraped the service (the raw samples' timestamps)."""
+    return _scraped(live, "bg_job_executions_total")[0]
 
 
 def test_the_scrape_interval_is_read_from_a_young_process(live: Live) -> None:
@@ -131,20 +137,16 @@ def test_the_scrape_interval_is_read_from_a_young_process(live: Live) -> None:
 
 
 def test_every_run_between_two_scrapes_is_found(live: Live) -> None:
-    scrapes = _scrapes(live)
+    scrapes, counted = _scraped(live, "bg_job_executions_total")
     first, last = float(scrapes[0]), float(scrapes[-1])
-    truth = [r for r in EmbeddedTimeline(live.store).runs(first, last)
-             if r.end is not None and first < r.end <= last]  # fmt: skip
-    rebuilt = [r for r in PrometheusTimeline(live.url).runs(first, last)
-               if r.end is not None and first < r.end <= last]  # fmt: skip
+    # The truth is the runs the scrapes counted in between: the first scrape's count says
+    # how many ended before it. (A scrape is stamped when it starts and rendered a moment
+    # later, so a run that ended in between is after the stamp and in its count.)
+    ended = sorted((r for r in EmbeddedTimeline(live.store).runs(first - 3600, last)
+                    if r.end is not None), key=lambda r: r.end or 0)  # fmt: skip
+    truth = ended[int(counted[0]) : int(counted[-1])]
+    rebuilt = [r for r in PrometheusTimeline(live.url).runs(first, last) if r.end is not None]
     assert len(truth) >= 2 * (len(scrapes) - 1)  # several runs per scrape interval
-    # A scrape is stamped when it starts and rendered a moment later: a run that ended in
-    # between is in the first scrape's count, so the rebuild places it before that scrape.
-    # That one run may be missing, and only from the first interval.
-    placed_before = len(truth) - len(rebuilt)
-    if placed_before == 1:
-        assert (truth[0].end or 0) <= scrapes[1], "a run is missing after the first interval"
-        truth = truth[1:]
     assert len(rebuilt) == len(truth)
     assert {r.job for r in rebuilt} == {"ticker"}
     durations = sum((r.end or 0) - r.start for r in rebuilt)
@@ -155,9 +157,16 @@ def test_every_run_between_two_scrapes_is_found(live: Live) -> None:
     for run in read:
         match = starts[round(run.start, 3)]
         assert abs((run.end or 0) - (match.end or 0)) < 0.001
-    processed = sum(r.volumes.get("player_metrics (demo_records_total)", 0) for r in rebuilt)
-    # what that run processed was counted after the first scrape: the interval's share has it
-    assert processed == pytest.approx(100 * (len(truth) + placed_before), rel=0.05)
+    shares = [r.volumes.get("player_metrics (demo_records_total)", 0.0) for r in rebuilt]
+    _, records = _scraped(live, "demo_records_total")
+    # every record the scrapes counted after the first is some run's, and none is invented
+    assert sum(shares) == pytest.approx(records[-1] - records[0], rel=1e-6)
+    # a run processed 100: a run's share of its interval is its share of the runs' time
+    assert float(np.median(shares)) == pytest.approx(100, rel=0.05)
+    # A scrape reads the service's collectors one after another (the records before the job
+    # metrics): a run ending while the first scrape renders may have its records on one side
+    # of it and its end on the other.
+    assert sum(shares) == pytest.approx(100 * len(truth), abs=100)
 
 
 def test_only_the_services_own_series_are_read(live: Live) -> None:

@@ -6,6 +6,7 @@ process."""
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +70,18 @@ def test_the_last_run_before_each_scrape_carries_its_memory_readings() -> None:
     assert all(r.rss is None for r in unread)  # a service that reads no memory
 
 
+def test_a_run_that_ended_before_the_first_scrape_takes_no_run_of_the_first_interval() -> None:
+    # The first scrape shows the start of a run it already counted: no rebuilt run has that
+    # start, and none may be moved onto it (it was taken from the first interval).
+    truth = [Run(1000 + 5 * i, 1000 + 5 * i + 1, failed=False) for i in range(12)]
+    times = [1003.0 + 15 * k for k in range(5)]
+    rebuilt = rebuild_runs(scraped(truth, times))
+    for before, after in itertools.pairwise(times):
+        ended = [r for r in rebuilt if before < (r.end or 0) <= after]
+        assert len(ended) == sum(before < r.end <= after for r in truth), (before, rebuilt)
+    assert all(r.start > times[0] for r in rebuilt)
+
+
 def test_a_run_still_going_at_the_last_scrape_is_open() -> None:
     truth = [Run(1000.0, 1010.0, False), Run(1020.0, 1100.0, False)]
     rebuilt = rebuild_runs(scraped(truth, [995, 1005, 1015, 1025, 1035]))
@@ -86,7 +99,10 @@ def schedules(draw: st.DrawFn) -> tuple[list[Run], list[float]]:
         runs.append(Run(cursor + gap, cursor + gap + length, fails))
         cursor += gap + length
     interval = draw(st.sampled_from([1.0, 5.0, 15.0, 30.0, 60.0]))
-    times = list(np.arange(990.0, cursor + 2 * interval, interval))
+    # the first scrape anywhere: before the first run, or later (a window's first scrape,
+    # a process scraped only after some runs)
+    first = draw(st.floats(990.0, max(990.0, cursor - interval)))
+    times = list(np.arange(first, cursor + 2 * interval, interval))
     return runs, times
 
 
@@ -95,9 +111,11 @@ def schedules(draw: st.DrawFn) -> tuple[list[Run], list[float]]:
 def test_counts_durations_and_failures_are_exact_and_known_runs_are_true(
     schedule: tuple[list[Run], list[float]],
 ) -> None:
-    truth, times = schedule
-    rebuilt = rebuild_runs(scraped(truth, times))
+    runs, times = schedule
+    truth = [r for r in runs if r.end > times[0]]  # those ended by the first scrape are before it
+    rebuilt = rebuild_runs(scraped(runs, times))
     assert len(rebuilt) == len(truth)
+    assert all(r.end is None or r.end >= times[0] for r in rebuilt)  # counted after it
     assert sum(r.failed for r in rebuilt) == sum(r.failed for r in truth)
     total = sum((r.end or 0) - r.start for r in rebuilt)
     assert total == pytest.approx(sum(r.end - r.start for r in truth), abs=1e-6)
@@ -119,9 +137,10 @@ def test_what_runs_processed_is_shared_by_their_time_between_scrapes() -> None:
     assert all(share["rows"] == pytest.approx(100) for share in shares)
 
 
-def test_overlapping_runs_of_one_job_keep_the_starts_the_scrapes_saw() -> None:
+@pytest.mark.parametrize("first", [999.5, 1002.0])  # before the runs; while the first goes
+def test_overlapping_runs_of_one_job_keep_the_starts_the_scrapes_saw(first: float) -> None:
     truth = [Run(1000.0, 1010.0, False), Run(1005.0, 1012.0, False), Run(1020.0, 1021.0, False)]
-    rebuilt = rebuild_runs(scraped(truth, [999.5 + 0.5 * k for k in range(60)]))
+    rebuilt = rebuild_runs(scraped(truth, [first + 0.5 * k for k in range(60)]))
     assert [(r.start, r.end) for r in rebuilt] == [(r.start, r.end) for r in truth]
 
 

@@ -74,13 +74,21 @@ def rebuild_runs(scrapes: JobScrapes) -> list[Rebuilt]:
     last = float(grid[-1])
     if (scrapes.in_progress.at(last) or 0) > 0:
         runs.append(Rebuilt(_value(scrapes.last_start, last), None, failed=False))
-    return _snap(sorted(runs, key=lambda run: run.start), scrapes.last_start)
+    first = float(grid[0])
+    # With no run going at the first scrape, the start it shows is of a run it counted:
+    # no interval rebuilds that run, so no placed run may take its start.
+    counted = None if (scrapes.in_progress.at(first) or 0) > 0 else scrapes.last_start.at(first)
+    return _snap(sorted(runs, key=lambda run: run.start), scrapes.last_start, counted)
 
 
-def _snap(runs: list[Rebuilt], last_start: Series) -> list[Rebuilt]:
+def _snap(runs: list[Rebuilt], last_start: Series, counted: float | None) -> list[Rebuilt]:
     """Placed runs moved onto the starts the scrapes did see but no run has (runs of one job
-    that overlapped): the nearest placed run takes such a start, keeping its duration."""
+    that overlapped): the nearest placed run takes such a start, keeping its duration.
+    `counted` is the start of a run that ended before the first scrape: not one of them
+    (taking it would move a run of the first interval to before that scrape)."""
     seen = {round(run.start, 6) for run in runs}
+    if counted is not None:
+        seen.add(round(counted, 6))
     starts = np.unique(last_start.values[last_start.values > 0])
     placed = [index for index, run in enumerate(runs) if run.placed and run.end is not None]
     for start in (float(t) for t in starts if round(float(t), 6) not in seen):
@@ -144,11 +152,15 @@ def _place(
     count: int, mean: float, first: float | None, free_from: float, until: float
 ) -> list[Rebuilt]:
     """`count` runs of `mean` seconds: the first at `first` when its start is known (it was
-    going at the earlier scrape), the rest spread evenly over the free time before `until`."""
+    going at the earlier scrape `free_from`, so it lasted at least until then; the others
+    share what is left of the total), the rest spread evenly over the free time before
+    `until`."""
     runs: list[Rebuilt] = []
     if count > 0 and first is not None:
-        runs.append(Rebuilt(first, first + mean, failed=False))
-        count, free_from = count - 1, first + mean
+        length = max(mean, free_from - first)
+        runs.append(Rebuilt(first, first + length, failed=False))
+        count, free_from = count - 1, first + length
+        mean = max(mean * (count + 1) - length, 0.0) / count if count else mean
     free_from = min(free_from, until)
     slot = (until - free_from) / count if count > 0 else 0.0
     length = min(mean, slot)
