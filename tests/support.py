@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 IN_CI = os.environ.get("CI") == "true"
+RESTORE_JOB = [
+    {"source_labels": ["exported_job"], "target_label": "job", "regex": "(.+)"},
+    {"action": "labeldrop", "regex": "exported_job"},
+]
+"""The README's fix where `overrideHonorLabels: true` cannot be changed (as Prometheus
+config; the ServiceMonitor's metricRelabelings say the same in camelCase)."""
 PAGE_READY_MS = 60_000
 """How long the dashboard may take to draw and explain on a busy 2-core machine."""
 

@@ -22,7 +22,7 @@ from bf42stats.deploy import DESCRIPTION
 from jobcorr.artifacts.grafana import correlation_dashboard, expressions, runtime_dashboard
 from jobcorr.artifacts.kubernetes import scrape_config
 from jobcorr.artifacts.rules import rule_groups
-from support import bf42_stats, free_port, require_tool
+from support import RESTORE_JOB, bf42_stats, free_port, require_tool
 
 JOBS = {"stats_collection", "clickhouse_sync", "ranking_calc", "gamification"}
 SEED = yaml.safe_load((Path(__file__).parent / "fixtures/seed_queries.yml").read_text())
@@ -101,14 +101,6 @@ def servers(
         defaulting.wait(timeout=30)
         relabelling.wait(timeout=30)
         service.communicate(timeout=60)
-
-
-RESTORE_JOB = [
-    {"source_labels": ["exported_job"], "target_label": "job", "regex": "(.+)"},
-    {"action": "labeldrop", "regex": "exported_job"},
-]
-"""The README's fix where `overrideHonorLabels: true` cannot be changed (as Prometheus
-config; the ServiceMonitor's metricRelabelings say the same in camelCase)."""
 
 
 @pytest.fixture(scope="module")

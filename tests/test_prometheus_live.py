@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -22,7 +24,7 @@ import yaml
 
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.sources.prometheus import PrometheusTimeline
-from support import free_port, require_tool, wait_ready
+from support import RESTORE_JOB, free_port, require_tool, wait_ready
 
 SERVICE = Path(__file__).parent / "fixtures" / "ticking_service.py"
 STARTUP = 60.0
@@ -67,22 +69,42 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     cadence: Cadence = request.param
-    prometheus = require_tool("prometheus", "prometheus")
     tmp = tmp_path_factory.mktemp("live")
-    app, port = free_port(), free_port()
-    instance = f"127.0.0.1:{app}"
-    every = f"{cadence.interval:g}s"
     (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "demo", "rules": [
         {"alert": "DemoRecordsSeen", "expr": "demo_records_total >= 0"},
         {"record": "instance:demo_records:increase", "expr":
             f"sum by (instance) (increase(demo_records_total[{4 * cadence.interval:g}s]))"},
     ]}]}))  # fmt: skip
+    scrape = {"job_name": "ticking", "honor_labels": True}
+    with _scraping(tmp, cadence, scrape, rules=tmp / "rules.yml") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def relabelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Scraped as the README says where `overrideHonorLabels` cannot be turned off: without
+    honor_labels, `exported_job` copied back to `job`."""
+    cadence = Cadence(period=1.0, length=0.2, interval=1.0, runs=8)
+    scrape = {"job_name": "ticking", "honor_labels": False, "metric_relabel_configs": RESTORE_JOB}
+    with _scraping(tmp_path_factory.mktemp("relabelled"), cadence, scrape) as running:
+        yield running
+
+
+@contextmanager
+def _scraping(
+    tmp: Path, cadence: Cadence, scrape: dict[str, Any], rules: Path | None = None
+) -> Iterator[Live]:
+    """The ticking service at `cadence`, scraped by a Prometheus with the `scrape` job (and
+    scraping itself), once its runs are done and scraped."""
+    prometheus = require_tool("prometheus", "prometheus")
+    app, port = free_port(), free_port()
+    instance = f"127.0.0.1:{app}"
+    every = f"{cadence.interval:g}s"
     (tmp / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": every, "evaluation_interval": every},
-        "rule_files": [str(tmp / "rules.yml")],
+        "rule_files": [str(rules)] if rules else [],
         "scrape_configs": [
-            {"job_name": "ticking", "honor_labels": True,
-             "static_configs": [{"targets": [instance], "labels": {"team": "demo"}}]},
+            {**scrape, "static_configs": [{"targets": [instance], "labels": {"team": "demo"}}]},
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
         ],
     }))  # fmt: skip
@@ -191,7 +213,33 @@ def test_cpu_and_logs_are_owned_per_job_live(live: Live) -> None:
     ticker = cpu.by_job["ticker"]  # a run every period: CPU in every scrape interval it ran
     assert len(ticker) >= 3 and (ticker.values > 0).sum() >= len(ticker) / 2
     assert (cpu.outside.values >= 0).all()
-    logs = timeline.owned("logs", first, last)
-    assert logs is not None
-    assert logs.by_job["ticker"].values.max() > 0 and logs.outside.values.max() > 0
+    # with honor_labels the records of `job=""` have no `job` label at all
+    assert _log_series_jobs(live) == {"ticker", None}
+    _assert_logs_owned(timeline, first, last)
     assert timeline.owned("memory", first, last) is None
+
+
+def test_records_outside_every_job_are_outside_when_the_scrape_job_fills_the_label(
+    relabelled: Live,
+) -> None:
+    # without honor_labels the empty `job` takes the scrape job's name, which the copy of
+    # `exported_job` back to `job` does not undo (an empty label is no label)
+    assert _log_series_jobs(relabelled) == {"ticker", "ticking"}
+    scrapes = _scrapes(relabelled)
+    _assert_logs_owned(PrometheusTimeline(relabelled.url), float(scrapes[0]), float(scrapes[-1]))
+
+
+def _log_series_jobs(live: Live) -> set[str | None]:
+    query = f'bg_log_records_total{{instance="{live.instance}"}}'
+    body = httpx.get(f"{live.url}/api/v1/query", params={"query": query}, timeout=10).json()
+    return {result["metric"].get("job") for result in body["data"]["result"]}
+
+
+def _assert_logs_owned(timeline: PrometheusTimeline, first: float, last: float) -> None:
+    """The service logs one record outside every job before each run and one in it: the
+    job owns half of the records, and no job the other half."""
+    logs = timeline.owned("logs", first, last)
+    assert logs is not None and set(logs.by_job) == {"ticker"}
+    inside, outside = logs.by_job["ticker"].values, logs.outside.values
+    assert inside.max() > 0 and outside.max() > 0
+    assert outside.sum() == pytest.approx(inside.sum(), rel=0.2)

@@ -264,7 +264,12 @@ class PrometheusTimeline(Source):
     ) -> Ownership | None:
         """Rates of `bg_job_cpu_seconds_total` (live: it includes runs still going) or
         `bg_log_records_total` per job; outside is the process's CPU minus the jobs', or
-        the records of `job=""`."""
+        the records of no job the service's job metrics name.
+
+        The service counts records outside every job under `job=""`, which Prometheus reads
+        as no `job` label: with `honor_labels` the series has none, but without it (or with
+        `exported_job` copied back to `job`) the target's `job`, the scrape job's name, fills
+        the empty label. Such a name is no job of the service's."""
         if metric not in ("cpu", "logs"):
             return None
         chosen = max(step or 0.0, self._step_for(start, end))
@@ -275,11 +280,23 @@ class PrometheusTimeline(Source):
             for labels, series in self.query_range(expr, start, end, chosen)
         }
         if metric == "logs":
-            outside = by_job.pop("", None)
-            return Ownership(by_job, Series.empty() if outside is None else outside)
+            jobs = self._job_names(start, end)
+            outside = [series for job, series in by_job.items() if job not in jobs]
+            by_job = {job: series for job, series in by_job.items() if job in jobs}
+            return Ownership(by_job, _sum_on_grid(outside) if outside else Series.empty())
         process = self.metric("cpu", start, end, chosen)
         owned = sum((_on(rate, process.times) for rate in by_job.values()), np.zeros(len(process)))
         return Ownership(by_job, Series(process.times, np.maximum(process.values - owned, 0.0)))
+
+    def _job_names(self, start: float, end: float) -> set[str]:
+        """The jobs the service's job metrics name in [start, end]."""
+        data = self._post(
+            "/api/v1/label/job/values",
+            {"match[]": self._selector(contract.EXECUTIONS.exposed_name),
+             "start": f"{start:.3f}", "end": f"{end:.3f}"},
+            method="GET",  # the label values endpoint takes no POST
+        )  # fmt: skip
+        return set(data)
 
     def _volume_names(self, start: float, end: float) -> list[str]:
         matchers = self._service()
