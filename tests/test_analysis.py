@@ -63,6 +63,24 @@ def test_a_repeating_job_is_named_and_the_innocent_beside_it_is_not() -> None:
     assert others["search_reindex"] < 0.2
 
 
+def test_a_young_process_scraped_every_15_s_has_a_history() -> None:
+    # Twelve minutes of scrapes: the baseline window (600 samples) is far longer, and its
+    # decimated points alone would leave no history to learn from before 50 scrapes.
+    timeline = MemoryTimeline(resolution=15.0)
+    memory = 300 * MB + np.random.default_rng(3).normal(0, 1 * MB, 48)
+    for start in range(6, 40, 8):  # every 2 minutes for 45 s, holding 1 kB per row
+        memory[start + 1 : start + 4] += 40_000 * 1000
+        timeline.run("clickhouse_sync", start * 15.0, start * 15.0 + 45, rows=40_000)
+    memory[41:44] += 250_000 * 1000
+    timeline.run("clickhouse_sync", 615.0, 660.0, rows=250_000)
+    timeline.run("search_reindex", 555.0, 700.0)  # began before the climb, ran across it
+    timeline.set("memory", memory)
+    answer = explain(timeline, 630, window=60)
+    lifts = {c.job: c.lift for c in answer.candidates}
+    assert lifts["clickhouse_sync"] is not None and lifts["clickhouse_sync"] > 0.5, lifts
+    assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
+
+
 def test_a_spike_outside_every_job_is_not_pinned_on_the_job_running_across_it() -> None:
     timeline, memory = MemoryTimeline(), quiet_memory()
     for start in range(20, 480, 60):  # search_reindex has history: it adds nothing

@@ -150,6 +150,11 @@ def excess(series: Series, baseline_window: float) -> Series:
     """The metric over its trailing baseline, where it has one: what the history's
     evidence (lift, climbs outside jobs) reads."""
     median, _ = baselines(series, baseline_window, CONTEXT_POINTS)
+    early = int(np.isnan(median).sum())  # the first samples: too few coarse points before them
+    if early:  # judged on every sample before them instead, or a short history has no excess
+        head = Series(series.times[:early], series.values[:early])
+        spanned = min(baseline_window, float(np.ptp(head.times)))  # every point: no decimation
+        median[:early] = baselines(head, spanned, early)[0]
     usable = ~np.isnan(median)
     return Series(series.times[usable], (series.values - median)[usable])
 
@@ -182,9 +187,9 @@ def _during(times: FloatArray, runs: list[RunSpan], now: float) -> npt.NDArray[n
     return inside
 
 
-def lift(effect: float | None, height: float) -> float:
+def lift(effect: float, height: float) -> float:
     """0..1: what the job's earlier runs added, against this spike's height."""
-    if effect is None or height <= 0:
+    if height <= 0:
         return 0.0
     return float(np.clip(effect / (LIFT_SCALE * height), 0.0, 1.0))
 

@@ -259,8 +259,8 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
             context, job, job_runs, 0.0,
             onset=evidence.onset(job_runs, context.spike, context.series, context.tolerance,
                                  context.now),
-            lift=evidence.lift(effects.get(job), height)
-            if len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
+            lift=evidence.lift(effects[job], height)
+            if job in effects and len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
             typical_rise=effects.get(job), fit=fit,
             agreement=evidence.agreement(fit, evidence.at_the_steepest(
                 job_runs, context.spike, context.series, context.tolerance, context.now
