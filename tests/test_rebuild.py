@@ -26,12 +26,13 @@ class Run(NamedTuple):
     """Resident memory at the start and the peak, as the run read them."""
 
 
-def scraped(runs: list[Run], times: list[float]) -> JobScrapes:
-    """The job's contract series as a scrape at each of `times` reads them."""
+def scraped(runs: list[Run], times: list[float], render: float = 0.0) -> JobScrapes:
+    """The job's contract series as a scrape at each of `times` reads them (`render` seconds
+    after its timestamp: a scrape is stamped when it starts)."""
     rows = []
     for t in times:
-        started = [r for r in runs if r.start <= t]
-        done = sorted((r for r in runs if r.end <= t), key=lambda r: r.end)
+        started = [r for r in runs if r.start <= t + render]
+        done = sorted((r for r in runs if r.end <= t + render), key=lambda r: r.end)
         rows.append((
             max((r.start for r in started), default=0.0),
             done[-1].end - done[-1].start if done else 0.0,
@@ -80,6 +81,23 @@ def test_a_run_that_ended_before_the_first_scrape_takes_no_run_of_the_first_inte
         ended = [r for r in rebuilt if before < (r.end or 0) <= after]
         assert len(ended) == sum(before < r.end <= after for r in truth), (before, rebuilt)
     assert all(r.start > times[0] for r in rebuilt)
+
+
+def test_a_run_that_ended_while_the_first_scrape_rendered_is_before_it() -> None:
+    # The run ending at 1031.0 is after the first scrape's stamp (1030.95) but in its count,
+    # and so are its records: the rebuild starts after it, every record after it is shared.
+    truth = [Run(1000 + 5 * i, 1000 + 5 * i + 1, failed=False) for i in range(12)]
+    times, render = [1030.95 + 15 * k for k in range(3)], 0.1
+    rebuilt = rebuild_runs(scraped(truth, times, render))
+    counted = [r for r in truth if times[0] + render < r.end <= times[-1] + render]
+    last = [max(r.start for r in truth if r.end <= t + render) for t in times[1:]]
+    assert [r.start for r in rebuilt if not r.placed] == last
+    assert len(rebuilt) == len(counted) and all(r.start > 1031.0 for r in rebuilt)
+    rows = Series(np.array(times), np.array([100.0 * sum(r.end <= t + render for r in truth)
+                                             for t in times]))  # fmt: skip
+    shares = share_volumes({"job": rebuilt}, [("rows", rows)], 1070)["job"]
+    assert sum(s["rows"] for s in shares) == pytest.approx(100.0 * len(counted))
+    assert [s["rows"] for s in shares] == pytest.approx([100.0] * len(counted), rel=0.05)
 
 
 def test_a_run_still_going_at_the_last_scrape_is_open() -> None:
