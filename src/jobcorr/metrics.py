@@ -36,6 +36,7 @@ from prometheus_client.samples import Exemplar
 
 from jobcorr import contract
 from jobcorr.contract import DURATION_BUCKETS
+from jobcorr.names import check_name
 
 _BUCKET_LABELS = (*(repr(float(b)) for b in DURATION_BUCKETS), "+Inf")
 _log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class JobMetrics(Collector):
     run under that lock), so a scrape sees CPU per job live, not only when runs end; it
     never goes down (a run's final reading can trail its last live one by a few µs).
     Callers are `jobcorr.tracking` (runs) and scheduler integrations (skipped ticks); job
-    names must already be validated.
+    names enter through `admit`, which validates them.
     """
 
     def __init__(self) -> None:
@@ -149,9 +150,11 @@ class JobMetrics(Collector):
         self._warned: set[str] = set()  # "job", "volume": each cap is reported once
 
     def admit(self, job: str) -> str:
-        """`job`, or OVER_LIMIT once `max_jobs` other names are known."""
+        """`job`, or OVER_LIMIT once `max_jobs` other names are known; ValueError for a name
+        that `jobcorr.names.check_name` rejects (a known name was checked when admitted)."""
         if job in self._jobs:
             return job
+        check_name("job", job)
         with self._lock:
             if job in self._jobs or len(self._jobs) < self.max_jobs:
                 self._state(job)

@@ -21,8 +21,9 @@ What a run pays, and what the sampler costs
 -------------------------------------------
 A run that starts while other runs are active reads no /proc file and wakes no thread: its
 start is the sampler's latest reading (one tick old). A run that starts a busy spell reads
-its start directly (one pread of /proc/self/statm): memory that rose just before it, outside
-every job, must not count as its own rise. The sampler ticks every `interval`; a tick reads
+its start directly (one pread of /proc/self/statm, parsed only when its text changed since
+the previous read): memory that rose just before it, outside every job, must not count as its
+own rise. The sampler ticks every `interval`; a tick reads
 VmHWM (as above) only while a run is active. Between runs a tick reads nothing, except
 every `refresh` seconds (50 ms), when it resets the peak mark: a run's first peak covers at
 most that much time before it began. After `linger` seconds without runs the sampler
@@ -37,6 +38,7 @@ import threading
 import time
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_STATM_BYTES = 128  # seven decimal page counts: far more than their longest text
 
 
 class Watch:
@@ -55,6 +57,7 @@ class _ProcReader:
 
     def __init__(self) -> None:
         self._status = self._statm = self._clear_refs = -1
+        self._statm_seen: tuple[bytes, int] = (b"", 0)  # the last statm text and its RSS
         try:
             self._statm = os.open("/proc/self/statm", os.O_RDONLY)
             self._status = os.open("/proc/self/status", os.O_RDONLY)
@@ -68,11 +71,21 @@ class _ProcReader:
             return "hwm"
         return "statm" if self._statm >= 0 else "none"
 
-    def current(self) -> int | None:
-        """Resident memory now, from /proc/self/statm (one small pread), if there is one."""
+    def current(self) -> int:
+        """Resident memory now, from /proc/self/statm (one small pread); 0 without it.
+
+        The text is parsed only when it differs from the previous read's: on a run's cold
+        path parsing costs about as much as the read, and between runs the text rarely
+        changes. The text and its RSS are kept as one tuple, as two threads read here.
+        """
         if self._statm < 0:
-            return None
-        return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE_SIZE
+            return 0
+        text = os.pread(self._statm, _STATM_BYTES, 0)
+        seen_text, rss = self._statm_seen
+        if text != seen_text:
+            rss = int(text.split(None, 2)[1]) * _PAGE_SIZE
+            self._statm_seen = (text, rss)
+        return rss
 
     def reset(self) -> None:
         """Reset the kernel's peak mark, so the next `read` sees peaks from now on."""
@@ -94,7 +107,7 @@ class _ProcReader:
                 os.close(self._clear_refs)
                 self._clear_refs = -1
             return rss, max(rss, peak)
-        rss = self.current() or 0
+        rss = self.current()
         return rss, rss
 
 
@@ -155,7 +168,7 @@ class RssSampler:
         # that starts a busy spell reads its own start, or memory that rose just before it
         # (outside every job) would count as its own rise.
         busy = not self._idle and bool(self._watches)
-        start = self._latest if busy else (self._ensure_reader().current() or 0)
+        start = self._latest if busy else (self._reader or self._ensure_reader()).current()
         watch.rss_start = watch.rss_last = watch.rss_peak = start
         self._watches.add(watch)
         if self._idle:  # read after the add: see _go_idle_unless_watched
@@ -191,7 +204,7 @@ class RssSampler:
         reader = self._ensure_reader()
         while True:
             self._wake.wait()
-            self._latest = reader.current() or 0
+            self._latest = reader.current()
             reader.reset()  # a busy spell begins: earlier peaks are not its runs'
             self._tick_until_quiet(reader)
 

@@ -234,7 +234,7 @@ def track(job: str, *, registry: CollectorRegistry | None = None) -> Run:
     `registry` defaults to prometheus_client's default registry.
     """
     metrics = job_metrics(registry)
-    return Run(metrics.admit(check_name("job", job)), metrics)
+    return Run(metrics.admit(job), metrics)
 
 
 P = ParamSpec("P")
@@ -293,7 +293,7 @@ def add_volume(name: str, amount: float = 1) -> None:
 def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> None:
     """Count a scheduler tick skipped because the previous run of `job` was still going."""
     metrics = job_metrics(registry)
-    metrics.run_skipped(metrics.admit(check_name("job", job)))
+    metrics.run_skipped(metrics.admit(job))
 
 
 def announce(event: RunStart | RunRecord) -> None:
