@@ -81,6 +81,23 @@ def test_a_young_process_scraped_every_15_s_has_a_history() -> None:
     assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
 
 
+def test_a_short_run_that_saw_the_whole_climb_is_a_candidate_however_long_it_lingered() -> None:
+    # A one-second catch-up raises memory by 90 MB between two samples; the allocator keeps
+    # a third of it and a later bump tops the climb a minute on. The run covered 2% of the
+    # climb, but its own readings saw all of it.
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    memory[401:] += 30 * MB
+    memory[460:] += 15 * MB
+    timeline.spans.append(RunSpan("catch-up", "clickhouse_sync", 400.2, 401.3, "success",
+                                  {"rows": 55_000}, 390 * MB, 300 * MB))  # fmt: skip
+    for start in range(300, 480, 5):  # short runs that come and go
+        timeline.run("stats_collection", start + 0.5, start + 0.9)
+    timeline.set("memory", memory)
+    answer = explain(timeline, 461, window=30)
+    assert answer.candidates and answer.candidates[0].job == "clickhouse_sync", answer.conclusion
+    assert answer.verdict != "not_a_job"
+
+
 def test_a_spike_outside_every_job_is_not_pinned_on_the_job_running_across_it() -> None:
     timeline, memory = MemoryTimeline(), quiet_memory()
     for start in range(20, 480, 60):  # search_reindex has history: it adds nothing

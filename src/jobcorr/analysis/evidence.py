@@ -105,6 +105,14 @@ def saw_the_rise(run: RunSpan, height: float) -> bool:
     return run.peak_memory - run.memory_at_start >= MIN_OWN_RISE * height
 
 
+def saw_it_all(run: RunSpan, height: float) -> bool:
+    """A run whose own readings rose by the spike's whole height saw the climb, however
+    short it was against a climb that lingered (memory the allocator kept, a later bump)."""
+    if run.peak_memory is None or run.memory_at_start is None:
+        return False
+    return run.peak_memory - run.memory_at_start >= height
+
+
 def onset(
     runs: list[RunSpan], spike: Spike, series: Series, tolerance: float, now: float
 ) -> float | None:

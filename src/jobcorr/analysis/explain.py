@@ -243,8 +243,8 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
         for job, job_runs in running.items()
         if (kept := [r for r in job_runs if context.metric != "memory"
                      or evidence.saw_the_rise(r, height)])
-        and evidence.coverage(kept, context.climb, context.tolerance, context.now)
-        >= evidence.MIN_COVERAGE
+        and (evidence.coverage(kept, context.climb, context.tolerance, context.now)
+             >= evidence.MIN_COVERAGE or any(evidence.saw_it_all(r, height) for r in kept))
     }  # fmt: skip
     if not suspects:
         return []
