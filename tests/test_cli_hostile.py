@@ -19,6 +19,7 @@ from support import free_port
 
 TIMEOUT = 120  # seconds for one command on a busy machine; every one here fails fast
 SPIKE_BYTES = 200_000_000  # far above the recorder's baseline of a few tens of MB
+ARABIC_8080 = "\u0668\u0660\u0668\u0660"  # digits int() reads as 8080; not a port as typed
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +83,13 @@ JOBCORR_CASES = [
     (["check", "--timeout", "0", "http://127.0.0.1:9/metrics"], "not a positive number"),
     (["check", "http://127.0.0.1:{free}/metrics"], "error"),
     (["check", "not a url"], "error"),
-    (["dashboard", "--port", "99999", "--source", "embedded:{good}"], "not a port number"),
-    (["dashboard", "--port", "-1", "--source", "embedded:{good}"], "not a port number"),
-    (["dashboard", "--port", "\u00b2\u00b2", "--source", "embedded:{good}"], "not a port"),
+    (["dashboard", "--port", "99999", "--source", "embedded:{good}"],
+     "'99999' must be a port number from 1 to 65535"),
+    (["dashboard", "--port", "-1", "--source", "embedded:{good}"], "must be a port number"),
+    (["dashboard", "--port", "0", "--source", "embedded:{good}"], "must be a port number"),
+    (["dashboard", "--port", "80_80", "--source", "embedded:{good}"], "must be a port number"),
+    (["dashboard", "--port", "\u00b2\u00b2", "--source", "embedded:{good}"], "must be a port"),
+    (["dashboard", "--port", ARABIC_8080, "--source", "embedded:{good}"], "must be a port"),
     (["dashboard", "--port", "{busy}", "--source", "embedded:{good}"], "pick another --port"),
     (["dashboard", "--host", "no.such.host.invalid", "--source", "embedded:{good}"], "--host"),
     (["explain", "--at", "9999-12-31T23:59:59-14:00", "--source", "embedded:{good}"],
@@ -141,12 +146,15 @@ def test_label_values_print_as_themselves_without_control_characters(stores) -> 
 
 
 BF42_CASES = [
-    (["serve", "--port", "99999"], "must be a port number"),
+    (["serve", "--port", "99999"], "--port='99999' must be a port number from 0 to 65535"),
+    (["serve", "--port", ARABIC_8080], "must be a port number"),
+    (["serve", "--dashboard-port", "+8090"], "--dashboard-port='+8090' must be a port number"),
     (["serve", "--data-dir", "/proc/forbidden"], "BF42_DATA_DIR"),
     (["serve", "--port", "{busy}"], "pick another"),
     (["serve", "--demo", "--servers", "-5"], "--servers"),
     (["serve", "--surge", "soon"], "--surge"),
-    (["simulate-feed", "--port", "99999"], "--port"),
+    (["simulate-feed", "--port", "99999"], "'99999' must be a port number from 0 to 65535"),
+    (["simulate-feed", "--port", "80_80"], "must be a port number"),
     (["simulate-feed", "--time-scale", "-1"], "--time-scale"),
     (["simulate-feed", "--servers", "0"], "--servers"),
     (["simulate-feed", "--port", "{busy}"], "pick another"),

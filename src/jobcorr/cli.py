@@ -19,6 +19,7 @@ from jobcorr.check import FamilyReport, check_url
 from jobcorr.contract import METRICS
 from jobcorr.errors import JobcorrError
 from jobcorr.extras import require
+from jobcorr.params import flag_type, parse_port
 from jobcorr.terminal import printable
 from jobcorr.times import AT_FORMS, format_local, parse_at, parse_duration
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # the explain extra; imported by the commands that use it
     from jobcorr.timeline import Timeline
 
 EXIT_OK, EXIT_WRONG, EXIT_UNREADABLE = 0, 1, 2
-MAX_PORT = 65535
 
 
 class UsageError(JobcorrError):
@@ -53,12 +53,6 @@ def _seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
-
-
-def _port(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PORT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to {MAX_PORT}")
-    return int(text)
 
 
 def _pid(text: str) -> int:
@@ -443,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: jobcorr dashboard --source embedded:data/jobcorr.sqlite3 --port 8090",
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    dashboard.add_argument("--port", type=_port, default=8090, help="port (default 8090)")
+    dashboard.add_argument(
+        "--port", type=flag_type(parse_port), default=8090, help="port (default 8090)"
+    )
     dashboard.add_argument(
         "--parent-pid",
         type=_pid,

@@ -26,6 +26,7 @@ JOBS = ("stats_collection", "clickhouse_sync", "ranking_calc", "gamification")
     ("args", "env", "message"),
     [
         (["--port", "99999"], {}, "--port='99999' must be a port number"),
+        ([], {"BF42_PORT": "+8080"}, "BF42_PORT='+8080' must be a port number from 0 to 65535"),
         (
             [],
             {"STATS_COLLECTION_INTERVAL_SECONDS": "abc"},

@@ -11,19 +11,18 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlparse
 
 from bf42stats.incident import Incident
 from bf42stats.jobs.clickhouse_sync import SYNC_STRATEGIES
+from jobcorr.params import flag_type, parse_port, reason
 
 DEMO_INCIDENT = "clickhouse-outage@+20s/115s"
 """During the demo's player surge, long enough for a backlog of tens of thousands of
 player_metrics rows (~55k). It ends 135 s in, so that the catch-up (the sync tick at
 138.5 s) falls between gamification's ticks (121.5 s, 151.5 s at --speed 10) rather than
 on one: with two jobs starting together, explain rightly declines to pick one."""
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -45,10 +44,7 @@ def _positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port number from 0 to 65535")
-    return value
+    return parse_port(text, zero_for_any=True)  # 0: the dashboard's, or a test's, free port
 
 
 def _boolean(text: str) -> bool:
@@ -82,22 +78,9 @@ def _text(text: str) -> str:
     return text
 
 
-def _flag_type(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """`parse` as an argparse type: its reason in argparse's error, not a traceback."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as error:
-            reason = error if str(error).startswith("must") else "is not a valid value"
-            raise argparse.ArgumentTypeError(f"{text!r} {reason}") from None
-
-    return convert
-
-
-POSITIVE_INT = _flag_type(_positive_int)
-POSITIVE_FLOAT = _flag_type(_positive_float)
-PORT = _flag_type(_port)
+POSITIVE_INT = flag_type(_positive_int)
+POSITIVE_FLOAT = flag_type(_positive_float)
+PORT = flag_type(_port)
 
 
 @dataclass(frozen=True)
@@ -225,8 +208,7 @@ def load_settings(
         try:
             values[setting.field] = setting.parse(raw)
         except ValueError as error:
-            reason = error if str(error).startswith("must") else "is not a valid value"
-            raise ConfigError(f"{origin}={raw!r} {reason}") from None
+            raise ConfigError(f"{origin}={raw!r} {reason(error)}") from None
     values["data_dir"] = Path(values["data_dir"])
     return Settings(**values)
 
