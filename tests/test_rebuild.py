@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobcorr.sources.rebuild import JobScrapes, rebuild_runs, share_volumes
+from jobcorr.sources.rebuild import JobScrapes, from_zero, rebuild_runs, share_volumes
 from jobcorr.timeline import Series
 
 
@@ -98,6 +98,20 @@ def test_a_run_that_ended_while_the_first_scrape_rendered_is_before_it() -> None
     shares = share_volumes({"job": rebuilt}, [("rows", rows)], 1070)["job"]
     assert sum(s["rows"] for s in shares) == pytest.approx(100.0 * len(counted))
     assert [s["rows"] for s in shares] == pytest.approx([100.0] * len(counted), rel=0.05)
+
+
+def test_a_counter_first_scraped_after_the_service_began_at_zero() -> None:
+    # The first scrape falls in the first run, before its records: the counter (created at
+    # its first increment) is first scraped with three runs' records in it.
+    truth = [Run(1000 + 5 * i, 1000 + 5 * i + 1, failed=False) for i in range(12)]
+    times = np.array([1000.5 + 15 * k for k in range(5)])
+    rebuilt = rebuild_runs(scraped(truth, list(times)))
+    seen = times[1:]
+    rows = Series(seen, np.array([100.0 * sum(r.end <= t for r in truth) for t in seen]))
+    shares = share_volumes({"job": rebuilt}, [("rows", from_zero(rows, times))], 1070)["job"]
+    assert len(rebuilt) == len(truth)
+    assert sum(s["rows"] for s in shares) == pytest.approx(100.0 * len(truth))
+    assert from_zero(rows, seen) is rows  # scraped from the service's first scrape on
 
 
 def test_a_run_still_going_at_the_last_scrape_is_open() -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from jobcorr import contract
 from jobcorr.contract import Metric
 from jobcorr.sources import Source, SourceError
-from jobcorr.sources.rebuild import JobScrapes, Rebuilt, rebuild_runs, share_volumes
+from jobcorr.sources.rebuild import JobScrapes, Rebuilt, from_zero, rebuild_runs, share_volumes
 from jobcorr.timeline import FloatArray, Ownership, RunSpan, Series, VolumeSeries
 from jobcorr.times import TimeParseError, parse_duration
 
@@ -363,7 +363,8 @@ class PrometheusTimeline(Source):
         for instance in {dict(key).get("instance") for key in rebuilt}:
             jobs = {key: found for key, found in rebuilt.items()
                     if dict(key).get("instance") == instance}  # fmt: skip
-            mine = [(v.title, v.series) for where, v in counters
+            scraped = np.unique(np.concatenate([scrapes[key]["executions"].times for key in jobs]))
+            mine = [(v.title, from_zero(v.series, scraped)) for where, v in counters
                     if where.get("instance") == instance]  # fmt: skip
             shared = share_volumes(jobs, mine, end)
             for key, job_runs in jobs.items():

@@ -226,6 +226,22 @@ def _rss(s: JobScrapes, after: float) -> tuple[float, float] | None:
     return (at_start, peak) if at_start > 0 and peak > 0 else None
 
 
+def from_zero(counter: Series, scrapes: FloatArray) -> Series:
+    """`counter` (raw samples) read as 0 at the last of the service's `scrapes` before its
+    first sample: a counter first scraped after the service's first scrape began in between
+    (prometheus_client creates a labelled counter at its first increment), so its first
+    value was counted in that interval, by the runs going in it."""
+    if not len(counter):
+        return counter
+    before = int(np.searchsorted(scrapes, counter.times[0], side="left")) - 1
+    if before < 0:
+        return counter
+    return Series(
+        np.concatenate(([scrapes[before]], counter.times)),
+        np.concatenate(([0.0], counter.values)),
+    )
+
+
 def _value(series: Series, t: float) -> float:
     found = series.at(t)
     return 0.0 if found is None else found
