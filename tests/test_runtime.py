@@ -126,11 +126,25 @@ def test_log_records_are_counted_by_job_and_level(registry) -> None:
         if s.name == "bg_log_records_total"
     }
     assert logs == {
+        **{("", level): 0 for level in ("debug", "warning", "error", "critical")},
         ("", "info"): 1,
         ("clickhouse_sync", "info"): 2,
         ("clickhouse_sync", "error"): 1,
         ("clickhouse_sync", "other"): 1,
     }
+
+
+def test_records_outside_every_job_are_exposed_before_the_first(registry) -> None:
+    # A scraper rates a counter between two samples: a series born with its first burst
+    # would hide that burst. Outside every job is where "no job did it" is read.
+    jobcorr.register_runtime_metrics(registry)
+    before = {
+        (s.labels["job"], s.labels["level"]): s.value
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+        if s.name == "bg_log_records_total"
+    }
+    assert before == {("", level): 0 for level in ("debug", "info", "warning", "error", "critical")}
 
 
 def test_json_logs_carry_job_and_run_id_inside_runs(registry) -> None:

@@ -160,7 +160,9 @@ class LogRecordCounter(logging.Handler):
     """A logging handler that counts records by the job that emitted them and their level.
 
     The job comes from the run active in the emitting thread or task (`job=""` outside
-    runs). Levels outside the standard five are counted as `other`.
+    runs). Levels outside the standard five are counted as `other`. The records outside
+    every job are exposed from the start, at 0: a scraper reads their first burst as an
+    increase (a series that appears with it has no earlier sample to rate against).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -171,6 +173,8 @@ class LogRecordCounter(logging.Handler):
             contract.LOG_RECORDS.labels,
             registry=registry,
         )
+        for level in LOG_LEVELS:  # a series born at its first burst hides that burst from rate()
+            self._counter.labels("", level)
 
     def emit(self, record: logging.LogRecord) -> None:
         run = current_run()
