@@ -56,9 +56,9 @@ ROOT = Path(__file__).parent.parent
 CLIENTS = 8
 SETTLE_SECONDS = 180
 """Start-up, the first runs and the dashboard's process, before anything is measured. The
-service's RSS climbs ~20 MB over its first two minutes on its own, not in a line, so the
-symmetric phases do not cancel it: after 60 s, a run with no clients at all measured
-+7 MB of "growth"."""
+service's RSS climbs ~20 MB over its first two to three minutes on its own, not in a line,
+so the symmetric phases do not cancel it: with no client at all, 30 s phases after a 60 s
+settle had RSS medians of 330, 346, 348 and 348 MB (benchmarks/RESULTS.md)."""
 WEB = "src/jobcorr/web/"
 OLD_FILES = tuple(
     WEB + name
