@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from jobcorr.metrics import JobMetrics, RunRss, job_metrics
+from jobcorr.metrics import JobMetrics, job_metrics
 from jobcorr.processes import sample_children, usage
 from jobcorr.tracking import (
     RunRecord,
@@ -166,10 +166,10 @@ class ChildRuns:
                 ended = self._open.pop(event.run_id, None)
                 if ended is None:
                     continue  # ended by the parent already (`end`, or its process died)
-                rss = RunRss(event.rss_at_start, event.peak_rss_bytes)
                 self._metrics.run_finished(
-                    ended, event.duration, event.cpu_seconds, rss, event.status
-                )
+                    ended, event.duration, event.cpu_seconds, event.rss_at_start,
+                    event.peak_rss_bytes, event.status,
+                )  # fmt: skip
             announce(event)
 
     def _sweep(self, now: float) -> None:
@@ -192,7 +192,7 @@ class ChildRuns:
         ended_at = time.time()
         cpu = run.cpu_so_far()
         duration = max(0.0, ended_at - start.started_at)
-        self._metrics.run_finished(run, duration, cpu, RunRss(run.rss_first, run.peak_rss), status)
+        self._metrics.run_finished(run, duration, cpu, run.rss_first, run.peak_rss, status)
         announce(
             RunRecord(
                 start.run_id, start.job, start.started_at, start.started_at + duration,

@@ -22,7 +22,7 @@ import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -88,8 +88,9 @@ class _JobState:
         self.volumes: set[str] = set()  # volume names admitted for this job
         self.duration_sum = 0.0
         self.bucket_counts = [0] * len(_BUCKET_LABELS)
-        # (run_id, duration, ended_at) of the latest run per bucket; Exemplars are built at scrape.
-        self.exemplars: list[tuple[str, float, float] | None] = [None] * len(_BUCKET_LABELS)
+        # (run, duration, ended_at) of the latest run per bucket; Exemplars, and the run's id,
+        # are built at scrape (a run formats its id when first asked, off the run's path).
+        self.exemplars: list[tuple[ActiveRun, float, float] | None] = [None] * len(_BUCKET_LABELS)
 
     def copy(self) -> _JobState:
         other = _JobState()
@@ -97,15 +98,6 @@ class _JobState:
             value = getattr(self, name)
             setattr(other, name, value.copy() if isinstance(value, list | set) else value)
         return other
-
-
-class RunRss(NamedTuple):
-    """A finished run's resident memory: at its start and the peak while it ran (bytes; 0
-    where unread). Together they say whether memory rose during the run, at any scrape
-    interval, for the last run of a job before each scrape."""
-
-    at_start: int
-    peak: int
 
 
 class ActiveRun(Protocol):
@@ -196,11 +188,22 @@ class JobMetrics(Collector):
         self._active.add(run)
 
     def run_finished(
-        self, run: ActiveRun, duration: float, cpu_seconds: float, rss: RunRss, status: str
+        self,
+        run: ActiveRun,
+        duration: float,
+        cpu_seconds: float,
+        rss_at_start: int,
+        peak_rss: int,
+        status: str,
     ) -> None:
+        """Count a finished run. Its resident memory at start and its peak while it ran
+        (bytes; 0 where unread) together say whether memory rose during the run, at any
+        scrape interval, for the last run of a job before each scrape. (Two ints, not a
+        named tuple: building one costs more than this method's whole body on a run's
+        cold path.)"""
         ended_at = run.started_at + duration
         bucket = bisect_left(DURATION_BUCKETS, duration)
-        exemplar = (run.run_id, duration, ended_at)
+        exemplar = (run, duration, ended_at)
         with self._lock:
             state = self._state(run.job)
             self._active.discard(run)
@@ -211,7 +214,7 @@ class JobMetrics(Collector):
             state.last_duration = duration
             state.cpu_seconds += cpu_seconds
             state.cpu_exposed = max(state.cpu_exposed, state.cpu_seconds)
-            state.start_rss, state.peak_rss = rss
+            state.start_rss, state.peak_rss = rss_at_start, peak_rss
             state.duration_sum += duration
             state.bucket_counts[bucket] += 1
             state.exemplars[bucket] = exemplar
@@ -313,8 +316,8 @@ def _cumulative_buckets(state: _JobState) -> list[tuple[str, float] | tuple[str,
         if exemplar is None:
             buckets.append((label, total))
         else:
-            run_id, value, timestamp = exemplar
-            buckets.append((label, total, Exemplar({"run_id": run_id}, value, timestamp)))
+            run, value, timestamp = exemplar
+            buckets.append((label, total, Exemplar({"run_id": run.run_id}, value, timestamp)))
     return buckets
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from jobcorr.metrics import JobMetrics, RunRss, job_metrics
+from jobcorr.metrics import JobMetrics, job_metrics
 from jobcorr.names import check_name
 from jobcorr.rss import RssSampler, Watch
 
@@ -55,9 +55,11 @@ def _new_prefix() -> str:
 
 
 class _RunIds:
-    """Short, process-unique run ids (`<random prefix>-<counter>`); cheaper than uuid4.
+    """Short, process-unique run ids (`<random prefix>-<counter in hex>`); cheaper than uuid4.
 
-    Also keeps this process's pid (runs record it), renewed in a forked child like the ids.
+    A run takes the prefix and the next count when it starts and formats its id when it is
+    first read (a run nobody listens to never formats one). Also keeps this process's pid
+    (runs record it); all three are renewed in a forked child.
     """
 
     def __init__(self) -> None:
@@ -66,12 +68,9 @@ class _RunIds:
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._prefix = _new_prefix() + "-"
-        self._counter = itertools.count(1)
+        self.prefix = _new_prefix() + "-"
+        self.counter = itertools.count(1)
         self.pid = os.getpid()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):x}"
 
 
 _run_ids = _RunIds()
@@ -125,13 +124,15 @@ class Run(Watch):
     """
 
     __slots__ = (
+        "_count",
         "_cpu_clock",
         "_cpu_start",
+        "_id_prefix",
         "_metrics",
         "_perf_start",
+        "_run_id",
         "_token",
         "job",
-        "run_id",
         "started_at",
         "volumes",
     )
@@ -139,9 +140,17 @@ class Run(Watch):
     def __init__(self, job: str, metrics: JobMetrics) -> None:
         # The remaining slots are set by __enter__: a Run is built on every job's path.
         self.job = job
-        self.run_id = ""
+        self._count = 0  # 0 until entered
+        self._run_id = ""
         self.volumes: dict[str, float] = {}
         self._metrics = metrics
+
+    @property
+    def run_id(self) -> str:
+        """Unique among this process's runs (and its forks'); "" before the run starts."""
+        if not self._run_id and self._count:
+            self._run_id = f"{self._id_prefix}{self._count:x}"
+        return self._run_id
 
     def add(self, name: str, amount: float = 1) -> None:
         """Record that this run processed `amount` more of `name` (e.g. records, servers)."""
@@ -153,14 +162,18 @@ class Run(Watch):
             volumes[name] = volumes.get(name, 0) + amount
 
     def __enter__(self) -> Run:
-        if self.run_id:
+        if self._count:
             raise RuntimeError(f"run {self.run_id} of job {self.job!r} was already entered")
-        self.run_id = _run_ids.next()
+        ids = _run_ids
+        self._id_prefix, self._count = ids.prefix, next(ids.counter)
         # Wall and monotonic clocks read back to back: end = start + monotonic duration, so
         # nested runs end in the order they really ended.
         self.started_at = time.time()
         self._perf_start = time.perf_counter()
-        self._cpu_clock = _thread_cpu_clock()
+        try:  # the thread's CPU clock, readable from other threads (None off POSIX)
+            self._cpu_clock: int | None = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):
+            self._cpu_clock = None
         self._cpu_start = time.thread_time()
         self._metrics.run_started(self)
         _sampler.begin(self)
@@ -197,7 +210,7 @@ class Run(Watch):
             status = "cancelled"
         else:
             status = "failure"
-        self._metrics.run_finished(self, duration, cpu_seconds, RunRss(rss_start, peak), status)
+        self._metrics.run_finished(self, duration, cpu_seconds, rss_start, peak, status)
         if _listeners:
             _notify(
                 _listeners,
@@ -217,14 +230,6 @@ class Run(Watch):
                     _run_ids.pid,
                 ),
             )
-
-
-def _thread_cpu_clock() -> int | None:
-    """The CPU clock of the calling thread, readable from other threads (None off POSIX)."""
-    try:
-        return time.pthread_getcpuclockid(threading.get_ident())
-    except (AttributeError, OSError):
-        return None
 
 
 def track(job: str, *, registry: CollectorRegistry | None = None) -> Run:
