@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,9 @@ from jobcorr.artifacts.rules import rule_groups
 from support import RESTORE_JOB, bf42_stats, free_port, require_tool
 
 JOBS = {"stats_collection", "clickhouse_sync", "ranking_calc", "gamification"}
+SHOW_UP = 180.0
+"""Seconds for the demo to start (chdb, three Prometheus servers) and run every job once,
+on a 2-core machine running two test suites (90 s was too short beside them)."""
 SEED = yaml.safe_load((Path(__file__).parent / "fixtures/seed_queries.yml").read_text())
 LOCAL = DESCRIPTION.plain()
 
@@ -80,7 +84,8 @@ def servers(
         {**generated, "honor_labels": False, "metric_relabel_configs": RESTORE_JOB},
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + SHOW_UP
+        seen: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             time.sleep(1)
             try:
@@ -92,7 +97,9 @@ def servers(
                 time.sleep(5)  # a few more scrapes, so that every rate() has samples
                 break
         else:
-            pytest.fail("the jobs did not all show up in Prometheus within 90 s")
+            shown = sorted({s["metric"]["job"] for s in seen})
+            pytest.fail(f"of the jobs {sorted(JOBS)}, only {shown} showed up in Prometheus "
+                        f"within {SHOW_UP:.0f} s")  # fmt: skip
         yield prom, plain, relabelled
     finally:
         for process in (honoring, defaulting, relabelling, service):
