@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 
 import pytest
@@ -142,6 +144,41 @@ def test_cpu_seconds_counts_the_runs_thread_cpu(registry, records) -> None:
     assert 0.1 <= busy.cpu_seconds < 0.5
     assert idle.cpu_seconds < 0.02
     assert state(registry, "ranking_calc").cpu_seconds == busy.cpu_seconds
+
+
+def _burn(seconds: float) -> None:
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
+        pass
+
+
+def _live_cpu_of_a_busy_run(registry) -> float:
+    """CPU so far of a run that has burnt 0.1 s in this thread, read from another thread."""
+    seen: list[float] = []
+    with jobcorr.track("ranking_calc", registry=registry) as run:
+        _burn(0.1)
+        reader = threading.Thread(target=lambda: seen.append(run.cpu_so_far()))
+        reader.start()
+        reader.join()
+    return seen[0]
+
+
+def test_live_cpu_is_the_runs_own_thread_also_in_a_forked_child(registry) -> None:
+    """A run's live CPU comes from its thread's CPU clock, looked up once per thread; a forked
+    child's threads have other ids, so the child must not read its parent's clock."""
+    assert 0.1 <= _live_cpu_of_a_busy_run(registry) < 0.5  # the clock is now cached here
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write_end, repr(_live_cpu_of_a_busy_run(registry)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        reported = pipe.read()
+    os.waitpid(child, 0)
+    assert 0.1 <= float(reported) < 0.5  # the parent's waiting thread would read ~0
 
 
 def test_peak_rss_sees_memory_held_only_inside_the_run(registry, records) -> None:

@@ -59,7 +59,8 @@ class _RunIds:
 
     A run takes the prefix and the next count when it starts and formats its id when it is
     first read (a run nobody listens to never formats one). Also keeps this process's pid
-    (runs record it); all three are renewed in a forked child.
+    (runs record it) and each thread's CPU clock (looked up once per thread, not per run);
+    all are renewed in a forked child, whose threads have other ids.
     """
 
     def __init__(self) -> None:
@@ -71,6 +72,17 @@ class _RunIds:
         self.prefix = _new_prefix() + "-"
         self.counter = itertools.count(1)
         self.pid = os.getpid()
+        self.thread = _ThreadClock()
+
+
+class _ThreadClock(threading.local):
+    """`clock`: the calling thread's CPU clock, readable from other threads (None off POSIX)."""
+
+    def __init__(self) -> None:  # runs once in each thread that reads `clock`
+        try:
+            self.clock: int | None = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):
+            self.clock = None
 
 
 _run_ids = _RunIds()
@@ -170,10 +182,7 @@ class Run(Watch):
         # nested runs end in the order they really ended.
         self.started_at = time.time()
         self._perf_start = time.perf_counter()
-        try:  # the thread's CPU clock, readable from other threads (None off POSIX)
-            self._cpu_clock: int | None = time.pthread_getcpuclockid(threading.get_ident())
-        except (AttributeError, OSError):
-            self._cpu_clock = None
+        self._cpu_clock = ids.thread.clock
         self._cpu_start = time.thread_time()
         self._metrics.run_started(self)
         _sampler.begin(self)
