@@ -98,19 +98,24 @@ def coverage(
     return min(1.0, covered / span)
 
 
+def own_rise(run: RunSpan) -> float | None:
+    """How far memory rose while the run went, by its own readings (None without them)."""
+    if run.peak_memory is None or run.memory_at_start is None:
+        return None
+    return run.peak_memory - run.memory_at_start
+
+
 def saw_the_rise(run: RunSpan, height: float) -> bool:
     """Where a run recorded its own memory, it must have seen it climb while it ran."""
-    if run.peak_memory is None or run.memory_at_start is None:
-        return True
-    return run.peak_memory - run.memory_at_start >= MIN_OWN_RISE * height
+    rise = own_rise(run)
+    return rise is None or rise >= MIN_OWN_RISE * height
 
 
 def saw_it_all(run: RunSpan, height: float) -> bool:
     """A run whose own readings rose by the spike's whole height saw the climb, however
     short it was against a climb that lingered (memory the allocator kept, a later bump)."""
-    if run.peak_memory is None or run.memory_at_start is None:
-        return False
-    return run.peak_memory - run.memory_at_start >= height
+    rise = own_rise(run)
+    return rise is not None and rise >= height
 
 
 def onset(
@@ -231,8 +236,8 @@ def _rise_during(run: RunSpan, series: Series, memory: bool) -> float | None:
     """How far the metric climbed during a finished run, from its value at the start."""
     if run.end is None:
         return None
-    if memory and run.peak_memory is not None and run.memory_at_start is not None:
-        return run.peak_memory - run.memory_at_start
+    if memory and (rise := own_rise(run)) is not None:
+        return rise
     start_value = series.at(run.start)
     inside = series.between(run.start, run.end)
     if start_value is None or len(inside) == 0:
