@@ -163,11 +163,6 @@ def excess(series: Series, baseline_window: float) -> Series:
     """The metric over its trailing baseline, where it has one: what the history's
     evidence (lift, climbs outside jobs) reads."""
     median, _ = baselines(series, baseline_window, CONTEXT_POINTS)
-    early = int(np.isnan(median).sum())  # the first samples: too few coarse points before them
-    if early:  # judged on every sample before them instead, or a short history has no excess
-        head = Series(series.times[:early], series.values[:early])
-        spanned = min(baseline_window, float(np.ptp(head.times)))  # every point: no decimation
-        median[:early] = baselines(head, spanned, early)[0]
     usable = ~np.isnan(median)
     return Series(series.times[usable], (series.values - median)[usable])
 

@@ -115,7 +115,10 @@ def baselines(
     """(median, MAD) of the trailing `window` seconds before each sample.
 
     Decimation, where needed, keeps samples at fixed multiples of the stride in absolute
-    time, so a sample's baseline does not depend on where the caller's range began."""
+    time, so a sample's baseline does not depend on where the caller's range began. The
+    first samples, with too few kept points before them, are judged on every sample before
+    them instead: a history shorter than MIN_BASELINE_POINTS strides (50 scrapes at 15 s
+    for the analysis's context) still has a baseline."""
     values = series.values
     n = len(values)
     if n < 3:
@@ -126,9 +129,15 @@ def baselines(
     offset = int(-round(series.times[0] / step)) % stride if step > 0 else 0
     kept = np.arange(offset, n, stride)
     width = max(MIN_BASELINE_POINTS, points // stride)
-    median, mad = _trailing(values[kept], width)
+    coarse_median, coarse_mad = _trailing(values[kept], width)
     before = np.searchsorted(kept, np.arange(n), side="left")  # kept points before each sample
-    return median[before], mad[before]
+    median, mad = coarse_median[before], coarse_mad[before]
+    early = int(np.searchsorted(before, MIN_BASELINE_POINTS, side="left"))
+    if stride > 1 and early:
+        fine_width = max(MIN_BASELINE_POINTS, min(points, early))
+        fine_median, fine_mad = _trailing(values[:early], fine_width)
+        median[:early], mad[:early] = fine_median[:early], fine_mad[:early]
+    return median, mad
 
 
 def _trailing(coarse: FloatArray, width: int) -> tuple[FloatArray, FloatArray]:
