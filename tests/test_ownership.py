@@ -20,8 +20,11 @@ from jobcorr.timeline import Series
 
 INTERVAL = 0.2
 """Recorder interval: several samples inside a run of under a second of CPU."""
-BURN = 0.8
-"""CPU seconds each burning thread spends; on a loaded 2-core machine that takes seconds."""
+BURN = 2.0
+"""CPU seconds each burning thread spends; on a loaded 2-core machine that takes seconds.
+Two threads spinning in one process starve the recorder's thread of the GIL for up to a
+second and more between ticks (seen: 1.2 s), so the run lasts several such gaps and its
+ticks inside it still come to two or more (0.8 s saw one, in 1 run of 5 on a quiet machine)."""
 TOLERANCE = 0.05
 """CPU seconds: /proc's process CPU has 10 ms ticks, and collection takes a moment."""
 
