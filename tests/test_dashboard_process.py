@@ -26,10 +26,10 @@ SERVICE_START = 120.0
 """Seconds for the demo service and its dashboard to answer on a busy 2-core machine."""
 ORPHAN_GONE = 30.0
 """Seconds for an orphaned dashboard to be gone and its port free: it takes well under one
-on an idle machine (prctl's signal, or a 0.2 s poll); the rest is a loaded machine's margin."""
+on an idle machine (a 0.2 s poll of getppid()); the rest is a loaded machine's margin."""
 OUTLIVES = 3.0
-"""Seconds a dashboard must keep answering after the thread that started it has ended: its
-parent-death signal arrives at once, so a dashboard that obeyed it would be gone by then."""
+"""Seconds a dashboard must keep answering after the thread that started it has ended: a
+dashboard bound to that thread (Linux's parent-death signal is) would be gone by then."""
 
 
 def stat(pid: int) -> list[str] | None:

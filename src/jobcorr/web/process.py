@@ -12,7 +12,6 @@ ends when its parent does, however the parent ends (kill -9 included): `exit_wit
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -20,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from types import FrameType
 
 NICENESS = 10
 """The dashboard runs at a lower CPU priority: on a busy machine, the jobs it watches go
@@ -28,16 +26,11 @@ first, and a heavy chart waits instead of delaying a run."""
 STOP_TIMEOUT_SECONDS = 10.0
 """How long the child gets to finish its requests after SIGTERM before it is killed."""
 PARENT_POLL_SECONDS = 0.2
-"""How often an orphan checks its parent (everywhere; on Linux the kernel tells it at
-once): an orphan frees its port within a fraction of a second, for five syscalls a second."""
+"""How often the child checks its parent: an orphan frees its port within a fraction of a
+second, for five getppid() calls a second."""
 ORPHAN_GRACE_SECONDS = 5.0
 """After its parent is gone the child stops as on SIGTERM; if requests in flight keep it
 longer than this, it exits without them (nobody is left to serve)."""
-PR_SET_PDEATHSIG = 1
-"""prctl(2) option (linux/prctl.h): the signal the kernel sends when the parent ends."""
-PARENT_DEATH_SIGNAL = signal.SIGUSR1
-"""Not SIGTERM: prctl's parent is the *thread* that started the child, so the signal also
-comes when that thread ends while its process lives on; the handler checks getppid()."""
 
 
 def _free_port(host: str) -> int:
@@ -87,22 +80,14 @@ class DashboardProcess:
 
 
 def exit_with_parent(parent_pid: int) -> bool:
-    """From the child's main thread: stop this process (as on SIGTERM) when process
-    `parent_pid` ends, however it ends. False, having done nothing, when `parent_pid` is
+    """From the child: stop this process (as on SIGTERM) when process `parent_pid` ends,
+    however it ends (kill -9 included). False, having done nothing, when `parent_pid` is
     not this process's parent (it ended already, or the caller named another process).
 
-    On Linux the kernel signals the parent's death (prctl PR_SET_PDEATHSIG); everywhere, a
-    thread also polls getppid(), which changes when the parent ends and its orphan is
-    adopted."""
-
-    def on_parent_signal(signum: int, frame: FrameType | None) -> None:
-        if os.getppid() != parent_pid:
-            _stop_orphan()
-
-    if sys.platform == "linux":
-        signal.signal(PARENT_DEATH_SIGNAL, on_parent_signal)
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # after prctl: a parent ending before it is seen here
+    A thread polls getppid(), which changes when the parent ends and its orphan is
+    adopted: portable, and blind to the end of the parent's other threads (Linux's
+    parent-death signal is not: it fires when the thread that started the child ends)."""
+    if os.getppid() != parent_pid:
         return False
     threading.Thread(
         target=_poll_parent, args=(parent_pid,), name="jobcorr-parent-watch", daemon=True
