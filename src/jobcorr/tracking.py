@@ -54,13 +54,14 @@ def _new_prefix() -> str:
     return os.urandom(6).hex()
 
 
-class _RunIds:
-    """Short, process-unique run ids (`<random prefix>-<counter in hex>`); cheaper than uuid4.
+class _ThisProcess:
+    """What runs read of the process they run in, renewed in a forked child: the source of
+    short, process-unique run ids (`<random prefix>-<counter in hex>`; cheaper than uuid4),
+    the pid, and each thread's CPU clock.
 
     A run takes the prefix and the next count when it starts and formats its id when it is
-    first read (a run nobody listens to never formats one). Also keeps this process's pid
-    (runs record it) and each thread's CPU clock (looked up once per thread, not per run);
-    all are renewed in a forked child, whose threads have other ids.
+    first read (a run nobody listens to never formats one). A thread's CPU clock is looked up
+    once per thread, not per run; a forked child's threads have other ids.
     """
 
     def __init__(self) -> None:
@@ -85,7 +86,7 @@ class _ThreadClock(threading.local):
             self.clock = None
 
 
-_run_ids = _RunIds()
+_this_process = _ThisProcess()
 
 
 class RunStart(NamedTuple):
@@ -176,7 +177,7 @@ class Run(Watch):
     def __enter__(self) -> Run:
         if self._count:
             raise RuntimeError(f"run {self.run_id} of job {self.job!r} was already entered")
-        ids = _run_ids
+        ids = _this_process
         self._id_prefix, self._count = ids.prefix, next(ids.counter)
         # Wall and monotonic clocks read back to back: end = start + monotonic duration, so
         # nested runs end in the order they really ended.
@@ -188,9 +189,8 @@ class Run(Watch):
         _sampler.begin(self)
         self._token: Token[Run | None] = _current.set(self)
         if _start_listeners:
-            _notify(
-                _start_listeners, RunStart(self.run_id, self.job, self.started_at, _run_ids.pid)
-            )
+            start = RunStart(self.run_id, self.job, self.started_at, _this_process.pid)
+            _notify(_start_listeners, start)
         return self
 
     def cpu_so_far(self) -> float:
@@ -236,7 +236,7 @@ class Run(Watch):
                     rss_start,
                     rss_end,
                     self.volumes,
-                    _run_ids.pid,
+                    _this_process.pid,
                 ),
             )
 
