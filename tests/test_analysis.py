@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobcorr.analysis import explain, find_spikes, survey
-from jobcorr.analysis.evidence import volume_fit
+from jobcorr.analysis.evidence import rise_effects, volume_fit
 from jobcorr.analysis.explain import BLAME_THRESHOLD
 from jobcorr.analysis.report import (
     CandidateDict,
@@ -79,6 +79,48 @@ def test_a_young_process_scraped_every_15_s_has_a_history() -> None:
     lifts = {c.job: c.lift for c in answer.candidates}
     assert lifts["clickhouse_sync"] is not None and lifts["clickhouse_sync"] > 0.5, lifts
     assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
+
+
+def test_a_job_whose_runs_always_covered_the_guilty_ones_is_cleared_by_their_own_readings(
+) -> None:  # fmt: skip
+    # Scraped every 15 s, cache_warm's runs always began 5 s before clickhouse_sync's and
+    # outlasted them, and the rows counter was shared between them (as a rebuild from
+    # scrapes shares it): its volume fit is as good as the guilty job's. The runs' own
+    # readings tell them apart: cache_warm's rose only by what a clickhouse_sync run that
+    # began inside it added.
+    timeline = MemoryTimeline(resolution=15.0)
+    memory = 300 * MB + np.random.default_rng(5).normal(0, 1 * MB, 80)
+    for number, start in enumerate([*range(60, 960, 150), 990]):
+        rows = 250_000 if start == 990 else 30_000 + 5_000 * number
+        memory[(start + 5) // 15 + 1 : (start + 50) // 15 + 1] += rows * 1000
+        readings = (300 * MB + rows * 1000, 300 * MB)  # its peak and its start
+        for job, lo, hi in (("cache_warm", start, start + 90),
+                            ("clickhouse_sync", start + 5, start + 50)):  # fmt: skip
+            timeline.spans.append(RunSpan(f"{job}-{start}", job, lo, hi, "success",
+                                          {"rows": rows}, *readings))  # fmt: skip
+    timeline.spans.sort(key=lambda r: r.start)
+    timeline.set("memory", memory)
+    answer = explain(timeline, 1010, window=60)
+    assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
+    others = {c.job: c for c in answer.candidates[1:]}
+    assert others["cache_warm"].lift == 0.0
+    assert others["cache_warm"].confidence < 0.2
+
+
+def test_runs_in_other_processes_do_not_count_in_a_runs_own_rise() -> None:
+    # Pool children: report_export's runs in child 2 began inside stats_collection's runs
+    # in child 1, whose own readings rose by its own 5 MB alone.
+    runs: dict[str, list[RunSpan]] = {"stats_collection": [], "report_export": []}
+    for start in range(0, 300, 60):
+        runs["stats_collection"].append(RunSpan(f"s{start}", "stats_collection", start,
+                                                start + 30, "success", {}, 105 * MB, 100 * MB,
+                                                pid=1))  # fmt: skip
+        runs["report_export"].append(RunSpan(f"r{start}", "report_export", start + 5,
+                                             start + 20, "success", {}, 140 * MB, 100 * MB,
+                                             pid=2))  # fmt: skip
+    effects = rise_effects(runs, before=400)
+    assert effects["stats_collection"] == pytest.approx(5 * MB)
+    assert effects["report_export"] == pytest.approx(40 * MB)
 
 
 def test_a_short_run_that_saw_the_whole_climb_is_a_candidate_however_long_it_lingered() -> None:

@@ -34,6 +34,10 @@ is not named on timing alone."""
 LIFT_SCALE = 0.1
 """Earlier runs that typically added a tenth of this spike's height already mark the job
 as one that moves the metric (the spike run usually processed more than they did)."""
+ADDS_NOTHING = 0.25
+"""A lift at or below this (earlier runs typically added under 2.5% of this spike's height)
+says the job adds next to nothing, whatever its volume fit: the fit of a job whose runs
+always overlapped the guilty job's is borrowed from them."""
 OUTSIDE_RATIO = 2.0
 """Likelihood ratio for "outside every job" when the history's big climbs all happened
 while no job ran."""
@@ -183,6 +187,41 @@ def job_effects(excess: Series, runs: dict[str, list[RunSpan]], now: float) -> d
     return {job: float(solution[i]) for i, job in enumerate(jobs) if active[i]}
 
 
+def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, float]:
+    """Least-squares memory one run of each job adds, from the own readings of the runs
+    that finished before `before`: a run's own rise is what the runs that began while it
+    went (itself included, and only in its own process) added. Exact at any sampling of
+    the series, where the regression on the series' excess blurs jobs that overlap
+    between two scrapes. Only jobs with MIN_HISTORY_RUNS runs that recorded their own
+    memory are measured."""
+    starts = [run for job_runs in runs.values() for run in job_runs]
+    observed = [
+        (rise, run) for run in starts
+        if run.end is not None and run.end < before and (rise := own_rise(run)) is not None
+    ]  # fmt: skip
+    measured = sorted(
+        job for job in runs if sum(run.job == job for _, run in observed) >= MIN_HISTORY_RUNS
+    )
+    if not measured:
+        return {}
+    columns = {job: index for index, job in enumerate(measured)}
+    design = np.zeros((len(observed), len(measured)))
+    for row, (_, run) in enumerate(observed):
+        for other in starts:
+            if other.job in columns and _began_within(other, run):
+                design[row, columns[other.job]] += 1
+    rises = np.array([rise for rise, _ in observed], dtype=np.float64)
+    solution, *_ = np.linalg.lstsq(design, rises, rcond=None)
+    return {job: float(solution[columns[job]]) for job in measured}
+
+
+def _began_within(other: RunSpan, run: RunSpan) -> bool:
+    """Whether `other` began while `run` went, in the same process where both say which."""
+    same_process = other.pid is None or run.pid is None or other.pid == run.pid
+    end = run.end if run.end is not None else np.inf
+    return same_process and run.start <= other.start <= end
+
+
 def _during(times: FloatArray, runs: list[RunSpan], now: float) -> npt.NDArray[np.bool_]:
     """Which samples fell while one of `runs` went. A sample stands for the time until the
     next one (a one-minute rollup is stamped with its minute's start), so a run marks the
@@ -255,14 +294,17 @@ def likelihood(
     onset: float | None, fit: VolumeFit | None, agreement: float | None, lift: float | None
 ) -> float:
     """The job's likelihood ratio: onset alignment times its history (the volume fit's
-    prediction where the fit holds, its lift otherwise; nothing without earlier runs)."""
+    prediction where the fit holds, its lift otherwise; nothing without earlier runs). A
+    lift that says the job adds nothing overrules the fit: a job whose runs always
+    overlapped another's fits that job's volume and rise as well as it does."""
     if onset is None:
         ratio = 1 / ONSET_RATIO
     else:
         caused = np.exp(-onset / ONSET_SCALE) / ONSET_SCALE
         ratio = float(np.clip(caused, 1 / ONSET_RATIO, ONSET_RATIO))
     trusted = fit is not None and fit.r2 >= MIN_FIT_R2 and agreement is not None
-    history = agreement if trusted else lift
+    adds_nothing = lift is not None and lift <= ADDS_NOTHING
+    history = agreement if trusted and not adds_nothing else lift
     if history is not None:
         ratio *= HISTORY_RATIO ** (2 * history - 1)
     return float(ratio)

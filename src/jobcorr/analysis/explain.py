@@ -251,6 +251,8 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
     past = context.series.between(-np.inf, context.spike.rise_start - context.tolerance)
     past_excess = evidence.excess(past, context.baseline_window)
     effects = evidence.job_effects(past_excess, context.runs, context.now)
+    if context.metric == "memory":
+        effects.update(evidence.rise_effects(context.runs, context.climb[0]))
     drafts = []
     for job, job_runs in suspects.items():
         earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
