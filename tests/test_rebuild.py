@@ -192,3 +192,23 @@ def test_a_counter_goes_to_the_job_seen_processing_it_alone() -> None:
     assert all("rows" not in s for s in shares["digest"])
     unknown = share_volumes({"digest": runs["digest"]}, [("rows", rows)], 1070)
     assert sum(s.get("rows", 0) for s in unknown["digest"]) > 0  # no owner seen: it may be
+
+
+def test_a_counter_never_grown_alone_goes_to_the_job_going_every_time_it_grew() -> None:
+    # export's rows are counted as each run begins, and another job's run always overlaps
+    # those moments (digest's, then report's at the last), so no job is ever seen alone
+    # while rows grew; export alone went every time. The rows are export's.
+    export = [Run(1000 + 30 * i, 1000 + 30 * i + 12, False) for i in range(5)]
+    digest = [Run(998 + 30 * i, 998 + 30 * i + 6, False) for i in range(4)]
+    report = [Run(1118, 1124, False)]
+    times = [996 + 5.0 * k for k in range(32)]
+    rows = Series(
+        np.array(times), np.array([100.0 * sum(r.start + 1 <= t for r in export) for t in times])
+    )
+    runs = {
+        job: rebuild_runs(scraped(truth, times))
+        for job, truth in (("export", export), ("digest", digest), ("report", report))
+    }
+    shares = share_volumes(runs, [("rows", rows)], 1160)
+    assert [s.get("rows", 0) for s in shares["export"]] == pytest.approx([100.0] * 5)
+    assert all("rows" not in s for job in ("digest", "report") for s in shares[job])

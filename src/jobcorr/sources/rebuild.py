@@ -175,10 +175,11 @@ def share_volumes(
 ) -> dict[Key, list[dict[str, float]]]:
     """What each run processed, per job and run: each scrape interval's increase of a counter
     (volume name, raw scrapes) goes to each job going in that interval, shared among its
-    runs by their time in it. A counter belongs to the jobs seen going alone while it grew:
-    where one of them went, the other jobs get none of it (where none did, every job going
-    may have processed it). A job's runs are by start and do not overlap, as `rebuild_runs`
-    gives them; the increase while none ran is no run's."""
+    runs by their time in it. A counter belongs to the jobs seen going alone while it grew,
+    or, where none was ever alone, to the jobs going every time it grew: where one of them
+    went, the other jobs get none of it (where none did, every job going may have processed
+    it). A job's runs are by start and do not overlap, as `rebuild_runs` gives them; the
+    increase while none ran is no run's."""
     spans = {job: _Spans(job_runs, now) for job, job_runs in runs.items()}
     shares: dict[Key, list[dict[str, float]]] = {job: [{} for _ in r] for job, r in runs.items()}
     for title, series in counters:
@@ -186,7 +187,7 @@ def share_volumes(
         grown = np.where(steps < 0, series.values[1:], steps)
         growing = np.flatnonzero(grown > 0)
         going = [_going(spans, series.times[i], series.times[i + 1]) for i in growing]
-        owners = {next(iter(found)) for found in going if len(found) == 1}
+        owners = _owners([set(found) for found in going])
         for index, found in zip(growing, going, strict=True):
             mine = {job: o for job, o in found.items() if job in owners} or found
             for job, (first, seconds) in mine.items():
@@ -196,6 +197,14 @@ def share_volumes(
                     amount = float(grown[index] * seconds[offset] / total)
                     share[title] = share.get(title, 0.0) + amount
     return shares
+
+
+def _owners(going: list[set[Key]]) -> set[Key]:
+    """The jobs a counter belongs to, from who went in each interval it grew in."""
+    alone = {next(iter(found)) for found in going if len(found) == 1}
+    if alone or not going:
+        return alone
+    return set.intersection(*going)
 
 
 class _Spans:
