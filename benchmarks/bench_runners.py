@@ -2,18 +2,22 @@
 
 1. Celery: no-op task throughput of a real prefork worker (2 children) with and without
    `jobcorr.integrations.celery.instrument`, rounds interleaved on one redis-server.
-2. `track()` on runs spaced 50 ms apart against the bare prometheus_client equivalent:
-   wall time on the run's path, and process CPU per run (the RSS sampler's thread included).
+2. `track()` on runs spaced 50 ms apart against the bare prometheus_client equivalent, in
+   two processes running at once, their runs interleaved 25 ms apart (see section 2): wall
+   time on the run's path (ratio of the medians per round), and process CPU per run (the
+   RSS sampler's thread included).
 3. The lean core: site-packages size of `jobcorr`'s dependency closure against
    `jobcorr[all]` plus bf42stats (what `pip install jobcorr` pulled in before the split),
    and `import jobcorr` time against the commit before the split (`--before`).
 
-    python benchmarks/bench_runners.py [--tasks 400] [--rounds 3] [--spaced 200]
+    python benchmarks/bench_runners.py [--tasks 400] [--rounds 3] [--spaced 200] [--skip-celery]
+    python benchmarks/bench_runners.py --control   # the spaced-run method, bare against bare
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -37,6 +41,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BEFORE_SPLIT = "fe5f801"  # the last commit whose `jobcorr` required every dependency
 SPACING_SECONDS = 0.05
+WARM_UP_RUNS = 5
+MIN_SLEEP_SECONDS = SPACING_SECONDS / 2  # a slot reached later than this is skipped
+START_MARGIN_SECONDS = 1.0  # for both arms to read t0 on a busy machine
 READY_SECONDS = 120  # a cold worker on a busy 2-core machine
 IMPORT_REPEATS = 7
 QUEUES = ("bare", "instrumented")
@@ -141,48 +148,107 @@ def bench_celery(tasks: int, rounds: int) -> None:
 
 
 # --- 2. track() on spaced runs -----------------------------------------------------------
+#
+# Each round starts two processes, one per arm, that run at the same time on one schedule:
+# one arm runs every SPACING_SECONDS from t0, the other every SPACING_SECONDS from
+# t0 + SPACING / 2, and the arms swap these slots from one round to the next. Each run
+# follows its own ~50 ms sleep (cold caches, as in a service whose jobs are spaced), the
+# two arms' runs alternate 25 ms apart, so a change of load on the machine reaches both
+# alike; and the bare arm's process has no RSS sampler at all, so nothing track() started
+# (the sampler's ticks, its /proc reads) can run during, or be charged to, a bare run.
 
 
-def spaced(run: Callable[[], None], runs: int) -> tuple[float, float]:
-    """(median wall seconds on the run's path, process CPU seconds per run)."""
+def spaced_arm(arm: str, runs: int) -> None:
+    """One arm's process: print "ready", read its first slot (time.monotonic(), which all
+    processes share) from stdin, then print {"walls": [...], "cpu": seconds per run}."""
+    run = _tracked() if arm == "ours" else _bare()
+    for _ in range(WARM_UP_RUNS):  # first-run costs: labels, the sampler's thread
+        run()
+    print("ready", flush=True)
+    deadline = float(sys.stdin.readline())
     walls = []
     cpu = time.process_time()
     for _ in range(runs):
-        time.sleep(SPACING_SECONDS)
+        wait = deadline - time.monotonic()
+        deadline += SPACING_SECONDS
+        if wait < MIN_SLEEP_SECONDS:  # late (descheduled): skip this slot, never run warm
+            continue
+        time.sleep(wait)
         start = time.perf_counter()
         run()
         walls.append(time.perf_counter() - start)
-    return statistics.median(walls), (time.process_time() - cpu) / runs
+    cpu = (time.process_time() - cpu) / max(1, len(walls))
+    print(json.dumps({"walls": walls, "cpu": cpu}), flush=True)
 
 
-def bench_spaced(runs: int, rounds: int) -> None:
+def _tracked() -> Callable[[], None]:
     registry = CollectorRegistry()
 
     def ours() -> None:
         with jobcorr.track("clickhouse_sync", registry=registry):
             pass
 
-    bare_registry = CollectorRegistry()
-    gauge = Gauge("in_progress", "", ["job"], registry=bare_registry).labels("clickhouse_sync")
+    return ours
+
+
+def _bare() -> Callable[[], None]:
+    """The bare prometheus_client equivalent of a run's path: in progress, duration, count."""
+    registry = CollectorRegistry()
+    gauge = Gauge("in_progress", "", ["job"], registry=registry).labels("clickhouse_sync")
     histogram = Histogram(
-        "duration_seconds", "", ["job"], buckets=DURATION_BUCKETS, registry=bare_registry
+        "duration_seconds", "", ["job"], buckets=DURATION_BUCKETS, registry=registry
     ).labels("clickhouse_sync")
-    counter = Counter("executions", "", ["job"], registry=bare_registry).labels("clickhouse_sync")
+    counter = Counter("executions", "", ["job"], registry=registry).labels("clickhouse_sync")
 
     def bare() -> None:
         with gauge.track_inprogress(), histogram.time():
             pass
         counter.inc()
 
+    return bare
+
+
+def _start_arm(arm: str, runs: int) -> subprocess.Popen[str]:
+    command = [sys.executable, __file__, "--arm", arm, "--spaced", str(runs)]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def spaced_round(runs: int, first: str, control: bool) -> dict[str, dict[str, Any]]:
+    """Both arms at once, `first` in the earlier slots: {arm: {"walls": ..., "cpu": ...}}.
+    A control round runs the bare path in both (an A/A test of the method)."""
+    arms = {arm: _start_arm("bare" if control else arm, runs) for arm in ("ours", "bare")}
+    for process in arms.values():
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            sys.exit("a spaced-run arm did not start")
+    t0 = time.monotonic() + START_MARGIN_SECONDS
+    for arm, process in arms.items():
+        assert process.stdin is not None
+        process.stdin.write(f"{t0 + (0 if arm == first else SPACING_SECONDS / 2)!r}\n")
+        process.stdin.close()
+    results = {}
+    for arm, process in arms.items():
+        assert process.stdout is not None
+        results[arm] = json.loads(process.stdout.read())
+        if process.wait() != 0:
+            sys.exit(f"the {arm} arm failed")
+    return results
+
+
+def bench_spaced(runs: int, rounds: int, control: bool = False) -> None:
+    what = "bare (control, A/A)" if control else "track()"
     wall_ratios, cpu_ratios = [], []
-    for _ in range(rounds):
-        (ours_wall, ours_cpu), (bare_wall, bare_cpu) = spaced(ours, runs), spaced(bare, runs)
+    for index in range(rounds):
+        done = spaced_round(runs, ("ours", "bare")[index % 2], control)
+        ours, bare = done["ours"], done["bare"]
+        ours_wall, bare_wall = statistics.median(ours["walls"]), statistics.median(bare["walls"])
         wall_ratios.append(ours_wall / bare_wall)
-        cpu_ratios.append(ours_cpu / bare_cpu)
-        print(f"  round: track() {ours_wall * 1e6:5.1f} us on the path, {ours_cpu * 1e6:4.0f} us "
-              f"CPU/run; bare {bare_wall * 1e6:5.1f} us, {bare_cpu * 1e6:4.0f} us")  # fmt: skip
-    print(f"track() every {SPACING_SECONDS * 1000:.0f} ms vs bare prometheus_client, {runs} runs x "
-          f"{rounds} rounds:")  # fmt: skip
+        cpu_ratios.append(ours["cpu"] / bare["cpu"])
+        print(f"  round: {what} {ours_wall * 1e6:5.1f} us on the path, {ours['cpu'] * 1e6:4.0f} "
+              f"us CPU/run ({len(ours['walls'])} runs); bare {bare_wall * 1e6:5.1f} us, "
+              f"{bare['cpu'] * 1e6:4.0f} us ({len(bare['walls'])} runs)")  # fmt: skip
+    print(f"{what} every {SPACING_SECONDS * 1000:.0f} ms vs bare prometheus_client, two processes "
+          f"at once, {runs} slots x {rounds} rounds:")  # fmt: skip
     print(f"  wall on the run's path:     {_range(wall_ratios, '.2f')}  (target <= 1.5)")
     print(f"  process CPU per run:        {_range(cpu_ratios, '.2f')}  (sampler thread included)")
 
@@ -278,8 +344,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spaced", type=int, default=200, help="spaced runs per round")
     parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument(
+        "--control", action="store_true", help="spaced runs: bare against bare, then stop"
+    )
+    parser.add_argument("--arm", choices=("ours", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    bench_spaced(args.spaced, args.rounds)
+    if args.arm:  # one arm of bench_spaced, in a process of its own
+        spaced_arm(args.arm, args.spaced)
+        return
+    bench_spaced(args.spaced, args.rounds, args.control)
+    if args.control:
+        return
     bench_lean_core()
     if not args.skip_celery:
         bench_celery(args.tasks, args.rounds)
