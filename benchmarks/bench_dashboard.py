@@ -12,18 +12,24 @@ and what eight dashboard clients cost the service being watched.
    first idle moment of the main thread (requestIdleCallback) once the spike markers are
    drawn too (the uPlot page asks for them after its first chart).
 3. `bf42-stats serve` on a store pre-filled with that day: stats_collection run time and the
-   service's RSS while idle and while eight clients load the 24 h panels (each opened
-   through the service, which redirects it to the dashboard's own process, as a browser
-   is), in phases idle, loaded, loaded, idle so that the service's slow drift cancels;
-   prints the latency ratio and the RSS growth. `--control` runs the same phases with no
-   client at all: what the service's own drift and the machine's load alone give.
+   service's RSS while eight clients load the 24 h panels (each opened through the service,
+   which redirects it to the dashboard's own process, as a browser is), against idle. The
+   phases alternate, 30 s each: idle, clients, idle, control, idle, clients, ... idle, where
+   a control phase is a clients phase with no client. Each clients or control phase is
+   compared with the mean of its two idle neighbours (per-phase medians), so the service's
+   own drift cancels; prints, for the clients and for the control, the median over phases
+   of the latency ratio and the RSS growth, with their ranges: the control's spread is the
+   method's noise band. `--control` runs every phase without a client.
 
-    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 60] [--control]
+    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 30]
+        [--cycles 3] [--control] [--service-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shutil
 import signal
 import socket
@@ -35,6 +41,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -54,11 +61,21 @@ from jobcorr.web.server import BackgroundServer
 
 ROOT = Path(__file__).parent.parent
 CLIENTS = 8
-SETTLE_SECONDS = 180
-"""Start-up, the first runs and the dashboard's process, before anything is measured. The
-service's RSS climbs ~20 MB over its first two to three minutes on its own, not in a line,
-so the symmetric phases do not cancel it: with no client at all, 30 s phases after a 60 s
-settle had RSS medians of 330, 346, 348 and 348 MB (benchmarks/RESULTS.md)."""
+SETTLE_SECONDS = 150
+"""Start-up, the first runs and the dashboard's process, before anything is measured: the
+service's RSS climbs ~30 MB in steps over its first two minutes on its own (30 s medians
+308, 320, 322, 340, 341 MB in a run with no client, benchmarks/RESULTS.md)."""
+SERVICE_FLAGS = ("--speed", "10", "--incident", "", "--sync-strategy", "batched",
+                 "--surge", "+1s=600/1d")  # fmt: skip
+"""The demo's world and jobs at `make run`'s speed, with no incident and its surge of 600
+players all along: the demo's own surge ends 320 s in, where stats_collection's run time
+halves, which made the control arm of the older idle, loaded, loaded, idle phases read a
+slowdown (benchmarks/RESULTS.md)."""
+STATS_INTERVAL = 3.0
+"""stats_collection's interval at --speed 10 (30 s / 10)."""
+PHASE_SECONDS = 30.0
+"""Ten stats_collection, five clickhouse_sync and one gamification run at --speed 10 (every
+3, 6 and 30 s): every phase holds the same mix of the service's jobs."""
 WEB = "src/jobcorr/web/"
 OLD_FILES = tuple(
     WEB + name
@@ -204,20 +221,32 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def watch(pid: int, store: Path, seconds: float) -> tuple[list[float], list[float]]:
-    """The service's RSS each second, and stats_collection runs that ended, over `seconds`."""
-    started = time.time()
-    rss = []
-    while time.time() < started + seconds:
-        rss.append(rss_mb(pid))
-        time.sleep(1)
-    recorded = Store(store, readonly=True)
-    try:
-        runs = recorded.runs(started, time.time(), job="stats_collection")
-    finally:
-        recorded.close()
-    durations = [r.ended_at - r.started_at for r in runs if r.ended_at and r.started_at >= started]
-    return rss, durations
+@dataclass
+class Phase:
+    """One phase of the service part: `kind` is idle, clients (the clients load the panels)
+    or control (a clients phase without them); its RSS readings and stats_collection runs."""
+
+    kind: str
+    start: float
+    end: float
+    load: float
+    rss: list[float] = field(default_factory=list)
+    runs: list[float] = field(default_factory=list)
+    served: int = 0
+
+    def latency(self) -> float:
+        return statistics.median(self.runs)
+
+    def memory(self) -> float:
+        return statistics.median(self.rss)
+
+
+def plan(cycles: int) -> list[str]:
+    """idle, clients, idle, control, ... idle: each clients and control phase between two
+    idle ones, so that it is compared with its neighbours and the service's drift cancels."""
+    return [kind for _ in range(cycles) for kind in ("idle", "clients", "idle", "control")] + [
+        "idle"
+    ]
 
 
 def load(url: str, stop: threading.Event, served: list[int]) -> None:
@@ -230,58 +259,120 @@ def load(url: str, stop: threading.Event, served: list[int]) -> None:
             served.append(1)
 
 
-def loaded(
-    url: str, pid: int, store: Path, seconds: float, clients: int
-) -> tuple[list[float], list[float], int]:
-    """`watch` while `clients` clients load the panels; also how many answers they got."""
+def run_phase(phase: Phase, url: str, pid: int, clients: int) -> None:
+    """Wait for the phase's start, then read the service's RSS each second until its end,
+    `clients` clients loading the panels meanwhile."""
+    time.sleep(max(0.0, phase.start - time.time()))
     stop, served = threading.Event(), []
     threads = [threading.Thread(target=load, args=(url, stop, served)) for _ in range(clients)]
     for thread in threads:
         thread.start()
     try:
-        return (*watch(pid, store, seconds), len(served))
+        reading = phase.start
+        while reading < phase.end:
+            phase.rss.append(rss_mb(pid))
+            reading += 1
+            time.sleep(max(0.0, reading - time.time()))
     finally:
         stop.set()
         for thread in threads:
             thread.join()
+    phase.served = len(served)
 
 
-def observer_cost(store_template: Path, seconds: float, clients: int) -> None:
+def first_boundary(store: Path, interval: float) -> float:
+    """A phase start half an interval from stats_collection's schedule (its last start plus
+    whole intervals): every run starts well inside one phase."""
+    recorded = Store(store, readonly=True)
+    try:
+        last = recorded.runs(time.time() - 3 * interval, time.time(), job="stats_collection")
+    finally:
+        recorded.close()
+    if not last:
+        raise SystemExit("the service ran no stats_collection in its settle time")
+    anchor = last[-1].started_at + interval / 2
+    return anchor + interval * math.ceil((time.time() + 1 - anchor) / interval)
+
+
+def attach_runs(phases: list[Phase], store: Path) -> None:
+    recorded = Store(store, readonly=True)
+    try:
+        runs = recorded.runs(phases[0].start, phases[-1].end, job="stats_collection")
+    finally:
+        recorded.close()
+    for phase in phases:
+        phase.runs = [
+            r.ended_at - r.started_at
+            for r in runs
+            if r.ended_at is not None and phase.start <= r.started_at < phase.end
+        ]
+
+
+def against_neighbours(phases: list[Phase], kind: str) -> tuple[list[float], list[float]]:
+    """For each phase of `kind`: its stats_collection median over the mean of its two idle
+    neighbours' (a ratio), and its RSS median minus theirs (MB)."""
+    ratios, growths = [], []
+    for index, phase in enumerate(phases):
+        if phase.kind != kind:
+            continue
+        before, after = phases[index - 1], phases[index + 1]
+        ratios.append(phase.latency() / ((before.latency() + after.latency()) / 2))
+        growths.append(phase.memory() - (before.memory() + after.memory()) / 2)
+    return ratios, growths
+
+
+def observer_cost(
+    store_template: Path, seconds: float, cycles: int, clients: int, settle: float
+) -> None:
     with tempfile.TemporaryDirectory() as data:
         store = Path(data) / "jobcorr.sqlite3"
         shutil.copy(store_template, store)
         port = free_port()
         service = subprocess.Popen(
-            [sys.executable, "-m", "bf42stats.cli", "serve", "--demo", "--speed", "10",
-             "--incident", "", "--sync-strategy", "batched", "--port", str(port),
-             "--data-dir", data],
+            [sys.executable, "-m", "bf42stats.cli", "serve", "--demo", *SERVICE_FLAGS,
+             "--port", str(port), "--data-dir", data],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        idle_rss, idle_runs, busy_rss, busy_runs, served = [], [], [], [], 0
         try:
-            time.sleep(SETTLE_SECONDS)
-            for phase in ("idle", "loaded", "loaded", "idle"):
-                if phase == "idle":
-                    rss, runs = watch(service.pid, store, seconds)
-                    idle_rss, idle_runs = idle_rss + rss, idle_runs + runs
-                else:
-                    rss, runs, answered = loaded(url, service.pid, store, seconds, clients)
-                    busy_rss, busy_runs = busy_rss + rss, busy_runs + runs
-                    served += answered
+            time.sleep(settle)
+            start = first_boundary(store, STATS_INTERVAL)
+            phases = []
+            for index, kind in enumerate(plan(cycles)):
+                begin = start + index * seconds
+                phase = Phase(kind, begin, begin + seconds, os.getloadavg()[0])
+                run_phase(phase, url, service.pid, clients if kind == "clients" else 0)
+                phases.append(phase)
+            time.sleep(2 * STATS_INTERVAL)  # the last phase's last run is recorded
+            attach_runs(phases, store)
         finally:
             service.send_signal(signal.SIGTERM)
             service.wait(120)
-    idle, busy = statistics.median(idle_runs), statistics.median(busy_runs)
+    report(phases, clients)
+
+
+def report(phases: list[Phase], clients: int) -> None:
+    print("phase    load  answers  stats_collection runs, median ms  RSS median MB")
+    for phase in phases:
+        print(f"{phase.kind:8s} {phase.load:5.1f} {phase.served:8d}  {len(phase.runs):4d} "
+              f"{phase.latency() * 1000:8.1f}  {phase.memory():26.1f}")  # fmt: skip
+    idle = [p for p in phases if p.kind == "idle"]
+    for kind, label in (("clients", f"{clients} clients"), ("control", "control (none)")):
+        ratios, growths = against_neighbours(phases, kind)
+        print(
+            f"{label:15s} against its idle neighbours: stats_collection ratio "
+            f"{spread(ratios, '.2f')}; RSS growth {spread(growths, '+.1f')} MB"
+        )
     print(
-        f"stats_collection run, idle: median {idle * 1000:.0f} ms ({len(idle_runs)} runs); "
-        f"{clients} clients on the 24 h panels ({served} answered): median "
-        f"{busy * 1000:.0f} ms ({len(busy_runs)} runs); ratio {busy / idle:.2f}"
+        f"RSS from the first idle phase to the last: {idle[-1].memory() - idle[0].memory():+.1f} MB"
     )
-    print(
-        f"service RSS, idle: median {statistics.median(idle_rss):.1f} MB; with {clients} "
-        f"clients: median {statistics.median(busy_rss):.1f} MB, max {max(busy_rss):.1f} MB; "
-        f"growth {statistics.median(busy_rss) - statistics.median(idle_rss):+.1f} MB"
+
+
+def spread(values: list[float], form: str) -> str:
+    """Median over the phases, and their range."""
+    return (
+        f"median {statistics.median(values):{form}} "
+        f"(range {min(values):{form}} to {max(values):{form}}, {len(values)} phases)"
     )
 
 
@@ -295,21 +386,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--loads", type=int, default=5, help="page loads per page")
-    parser.add_argument("--seconds", type=float, default=30, help="per phase (four phases)")
     parser.add_argument(
-        "--control", action="store_true", help="the service phases with no client (drift alone)"
+        "--seconds", type=float, default=PHASE_SECONDS, help="per phase (keep it a multiple of 30)"
+    )
+    parser.add_argument(
+        "--cycles", type=int, default=3, help="idle, clients, idle, control cycles (then idle)"
+    )
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="seconds")
+    parser.add_argument(
+        "--control", action="store_true", help="no client in any phase (the method alone)"
+    )
+    parser.add_argument(
+        "--service-only", action="store_true", help="only part 3, the cost to the service"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "day.sqlite3"
         end, spike_at = build(store, 1)
-        server = BackgroundServer(dashboard_app(lambda: EmbeddedTimeline(store))).start()
-        try:
-            api_latency(server.url, end, spike_at, args.requests)
-        finally:
-            server.stop()
-        compare_pages(store, args.loads)
-        observer_cost(store, args.seconds, 0 if args.control else CLIENTS)
+        if not args.service_only:
+            server = BackgroundServer(dashboard_app(lambda: EmbeddedTimeline(store))).start()
+            try:
+                api_latency(server.url, end, spike_at, args.requests)
+            finally:
+                server.stop()
+            compare_pages(store, args.loads)
+        clients = 0 if args.control else CLIENTS
+        observer_cost(store, args.seconds, args.cycles, clients, args.settle)
 
 
 if __name__ == "__main__":
