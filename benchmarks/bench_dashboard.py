@@ -22,7 +22,7 @@ and what eight dashboard clients cost the service being watched.
    method's noise band. `--control` runs every phase without a client.
 
     python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 30]
-        [--cycles 3] [--control] [--service-only]
+        [--cycles 4] [--control] [--service-only]
 """
 
 from __future__ import annotations
@@ -233,12 +233,42 @@ class Phase:
     rss: list[float] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
     served: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds over the phase: the service, its dashboard, this process (the clients)."""
 
     def latency(self) -> float:
         return statistics.median(self.runs)
 
     def memory(self) -> float:
         return statistics.median(self.rss)
+
+
+def stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command: state, ppid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int(stat(int(entry.name))[1]) == pid:
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def cpu_now(service: int) -> dict[str, float]:
+    def cpu_seconds(pid: int) -> float:
+        fields = stat(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    return {
+        "service": cpu_seconds(service),
+        "dashboard": sum(cpu_seconds(child) for child in children(service)),
+        "clients": time.process_time(),
+    }
 
 
 def plan(cycles: int) -> list[str]:
@@ -265,6 +295,7 @@ def run_phase(phase: Phase, url: str, pid: int, clients: int) -> None:
     time.sleep(max(0.0, phase.start - time.time()))
     stop, served = threading.Event(), []
     threads = [threading.Thread(target=load, args=(url, stop, served)) for _ in range(clients)]
+    before = cpu_now(pid)
     for thread in threads:
         thread.start()
     try:
@@ -278,6 +309,7 @@ def run_phase(phase: Phase, url: str, pid: int, clients: int) -> None:
         for thread in threads:
             thread.join()
     phase.served = len(served)
+    phase.cpu = {name: value - before[name] for name, value in cpu_now(pid).items()}
 
 
 def first_boundary(store: Path, interval: float) -> float:
@@ -352,10 +384,12 @@ def observer_cost(
 
 
 def report(phases: list[Phase], clients: int) -> None:
-    print("phase    load  answers  stats_collection runs, median ms  RSS median MB")
+    print("phase    load  answers  stats_collection runs, median ms  RSS median MB"
+          "  CPU s: service dashboard clients")  # fmt: skip
     for phase in phases:
+        cpu = "".join(f"{phase.cpu[name]:8.1f}" for name in ("service", "dashboard", "clients"))
         print(f"{phase.kind:8s} {phase.load:5.1f} {phase.served:8d}  {len(phase.runs):4d} "
-              f"{phase.latency() * 1000:8.1f}  {phase.memory():26.1f}")  # fmt: skip
+              f"{phase.latency() * 1000:8.1f}  {phase.memory():26.1f}  {cpu}")  # fmt: skip
     idle = [p for p in phases if p.kind == "idle"]
     for kind, label in (("clients", f"{clients} clients"), ("control", "control (none)")):
         ratios, growths = against_neighbours(phases, kind)
@@ -390,7 +424,7 @@ def main() -> None:
         "--seconds", type=float, default=PHASE_SECONDS, help="per phase (keep it a multiple of 30)"
     )
     parser.add_argument(
-        "--cycles", type=int, default=3, help="idle, clients, idle, control cycles (then idle)"
+        "--cycles", type=int, default=4, help="idle, clients, idle, control cycles (then idle)"
     )
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="seconds")
     parser.add_argument(
