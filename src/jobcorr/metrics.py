@@ -204,7 +204,9 @@ class JobMetrics(Collector):
         ended_at = run.started_at + duration
         bucket = bisect_left(DURATION_BUCKETS, duration)
         exemplar = (run, duration, ended_at)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`, nor max() below: on the cold path of a run 50 ms after
+        try:  # the previous one, their lookups cost more than the updates they guard
             state = self._state(run.job)
             self._active.discard(run)
             state.executions += 1
@@ -213,7 +215,8 @@ class JobMetrics(Collector):
                 state.last_start = run.started_at
             state.last_duration = duration
             state.cpu_seconds += cpu_seconds
-            state.cpu_exposed = max(state.cpu_exposed, state.cpu_seconds)
+            if state.cpu_seconds > state.cpu_exposed:
+                state.cpu_exposed = state.cpu_seconds
             state.start_rss, state.peak_rss = rss_at_start, peak_rss
             state.duration_sum += duration
             state.bucket_counts[bucket] += 1
@@ -222,6 +225,8 @@ class JobMetrics(Collector):
                 state.last_success = ended_at
             elif status == "failure":
                 state.failures += 1
+        finally:
+            lock.release()
 
     def run_skipped(self, job: str) -> None:
         with self._lock:
