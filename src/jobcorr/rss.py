@@ -167,18 +167,25 @@ class RssSampler:
         # Only while other runs are active is the latest reading fresh (one tick old); a run
         # that starts a busy spell reads its own start, or memory that rose just before it
         # (outside every job) would count as its own rise.
-        busy = not self._idle and bool(self._watches)
-        start = self._latest if busy else (self._reader or self._ensure_reader()).current()
+        watches = self._watches
+        if watches and not self._idle:
+            start = self._latest
+        else:
+            start = (self._reader or self._ensure_reader()).current()
         watch.rss_start = watch.rss_last = watch.rss_peak = start
-        self._watches.add(watch)
+        watches.add(watch)
         if self._idle:  # read after the add: see _go_idle_unless_watched
             self._wake_up()
 
     def end(self, watch: Watch) -> tuple[int, int, int]:
         """Stop watching; return (rss at start, peak, rss at end) in bytes."""
         self._watches.discard(watch)
-        start, last = watch.rss_start, watch.rss_last
-        return start, max(watch.rss_peak, start, last), last
+        start, peak, last = watch.rss_start, watch.rss_peak, watch.rss_last
+        # The peak starts at `start` and a tick raises it to at least `last`, but a tick may
+        # be between the two writes. A comparison, not max(): cheaper on a cold path.
+        if last > peak:
+            peak = last
+        return start, peak, last
 
     def _wake_up(self) -> None:
         with self._lock:
