@@ -7,7 +7,7 @@ import pytest
 
 from bf42stats.feed import GAMES
 from bf42stats.feed.client import FeedClient
-from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app
+from bf42stats.feed.simulator import SimulatedWorld, Surge, feed_app, today_at
 from jobcorr.web.server import BackgroundServer
 
 from .conftest import START
@@ -34,6 +34,17 @@ def test_a_surge_adds_its_players_for_its_duration() -> None:
     assert online(busy, START + 60) == online(quiet, START + 60)
     assert online(busy, START + 180) == online(quiet, START + 180) + 200
     assert online(busy, START + 500) == online(quiet, START + 500)
+
+
+def test_a_world_begun_at_the_same_hour_has_the_same_players_whatever_the_hour_now() -> None:
+    def online(start: float, world_start: float | None) -> int:
+        world = SimulatedWorld(12, seed=3, start=start, world_start=world_start, time_scale=10)
+        return sum(len(s["players"]) for g in GAMES for s in world.servers(g, start + 90))
+
+    evening, morning = today_at(21, START), today_at(7, START)
+    assert online(evening, None) != online(morning, None)  # the daily curve, left alone
+    at_three = today_at(15, START)
+    assert online(evening, at_three) == online(morning, at_three)
 
 
 @pytest.mark.parametrize("text", ["2m=200", "+2x=200", "+2m=lots", "+=5"])

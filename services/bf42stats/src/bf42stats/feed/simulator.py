@@ -10,7 +10,9 @@ player names, round changes and statistics, so tests can predict what the feed s
 Player counts follow a daily curve per server (busy evenings, quiet mornings), with a
 little per-minute jitter. A surge adds players across all servers for a while, so a demo
 shows a player surge turning into a bigger sync batch. `time_scale` runs the world's clock
-faster than the wall clock (rounds and the daily curve; surges keep wall-clock offsets).
+faster than the wall clock (rounds and the daily curve; surges keep wall-clock offsets),
+and `world_start` sets where it begins: a demo that begins at the same hour of the world's
+day has the same players whatever the hour it is run at.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from starlette.routing import Route
 from bf42stats.feed import GAMES
 from jobcorr.times import parse_duration
 
+SECONDS_PER_HOUR = 3600
+SECONDS_PER_DAY = 24 * SECONDS_PER_HOUR
 MAPS = {
     "bf1942": ("wake", "el_alamein", "stalingrad", "omaha_beach", "berlin", "midway"),
     "fh2": ("gazala", "tobruk", "st_lo_breakthrough", "sidi_rezegh", "villers_bocage"),
@@ -71,6 +75,11 @@ class _ServerSpec:
     round_seconds: float
 
 
+def today_at(hour: int, wall: float) -> float:
+    """`hour` o'clock (UTC) on the day of `wall`, as a timestamp."""
+    return (wall // SECONDS_PER_DAY) * SECONDS_PER_DAY + hour * SECONDS_PER_HOUR
+
+
 class SimulatedWorld:
     """The state of every simulated server as a function of time; see the module docstring."""
 
@@ -81,6 +90,7 @@ class SimulatedWorld:
         seed: int = 42,
         surges: Sequence[Surge] = (),
         start: float | None = None,
+        world_start: float | None = None,
         time_scale: float = 1.0,
         round_seconds: float = 900.0,
         malformed_every: int = 0,
@@ -91,6 +101,7 @@ class SimulatedWorld:
         self.seed = seed
         self.surges = tuple(surges)
         self.start = clock() if start is None else start
+        self.world_start = self.start if world_start is None else world_start
         self.time_scale = time_scale
         self.malformed_every = malformed_every
         self.clock = clock
@@ -112,7 +123,7 @@ class SimulatedWorld:
         ]
 
     def world_time(self, wall: float) -> float:
-        return self.start + (wall - self.start) * self.time_scale
+        return self.world_start + (wall - self.start) * self.time_scale
 
     def surge_players(self, wall: float) -> int:
         elapsed = wall - self.start
@@ -130,7 +141,7 @@ class SimulatedWorld:
         ]
 
     def _players_online(self, spec: _ServerSpec, world: float, extra: int) -> int:
-        day = (world % 86400) / 86400
+        day = (world % SECONDS_PER_DAY) / SECONDS_PER_DAY
         curve = 0.45 + 0.35 * math.sin(2 * math.pi * (day - 0.375))  # peaks in the evening
         jitter = random.Random(f"{self.seed}:{spec.index}:{int(world // 60)}").randint(-2, 2)
         base = round(spec.max_players * spec.popularity * curve) + jitter
