@@ -107,6 +107,26 @@ def test_a_job_whose_runs_always_covered_the_guilty_ones_is_cleared_by_their_own
     assert others["cache_warm"].confidence < 0.2
 
 
+def test_runs_that_failed_before_processing_anything_do_not_water_down_the_history() -> None:
+    # The demo's incident: four runs added 1 kB per row, then an outage failed sixteen runs
+    # before they read a row, then the catch-up of the whole backlog.
+    timeline, memory = MemoryTimeline(), quiet_memory()
+    for number, start in enumerate(range(100, 220, 6)):
+        rows = (4_000, 5_000, 6_000, 5_000)[number] if number < 4 else 0
+        memory[start + 1 : start + 3] += rows * 1000
+        timeline.spans.append(RunSpan(f"sync-{start}", "clickhouse_sync", start, start + 1,
+                                      "success" if rows else "failure",
+                                      {"rows": rows} if rows else {},
+                                      300 * MB + rows * 1000, 300 * MB))  # fmt: skip
+    memory[501:] += 60 * MB
+    timeline.spans.append(RunSpan("catch-up", "clickhouse_sync", 500, 501, "success",
+                                  {"rows": 60_000}, 360 * MB, 300 * MB))  # fmt: skip
+    timeline.set("memory", memory)
+    answer = explain(timeline, 505, window=30)
+    assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
+    assert answer.blamed.lift is not None and answer.blamed.lift > 0.5
+
+
 def test_runs_in_other_processes_do_not_count_in_a_runs_own_rise() -> None:
     # Pool children: report_export's runs in child 2 began inside stats_collection's runs
     # in child 1, whose own readings rose by its own 5 MB alone.

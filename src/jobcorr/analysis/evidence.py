@@ -194,7 +194,7 @@ def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, flo
     the series, where the regression on the series' excess blurs jobs that overlap
     between two scrapes. Only jobs with MIN_HISTORY_RUNS runs that recorded their own
     memory are measured."""
-    starts = [run for job_runs in runs.values() for run in job_runs]
+    starts = [run for job_runs in runs.values() for run in _processing(job_runs)]
     observed = [
         (rise, run) for run in starts
         if run.end is not None and run.end < before and (rise := own_rise(run)) is not None
@@ -213,6 +213,12 @@ def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, flo
     rises = np.array([rise for rise, _ in observed], dtype=np.float64)
     solution, *_ = np.linalg.lstsq(design, rises, rcond=None)
     return {job: float(solution[columns[job]]) for job in measured}
+
+
+def _processing(runs: list[RunSpan]) -> list[RunSpan]:
+    """A job's runs that processed something, where any did: a run that failed before
+    it read its first item says nothing about what one adds (the runs of an outage)."""
+    return [run for run in runs if run.volumes] or runs
 
 
 def _began_within(other: RunSpan, run: RunSpan) -> bool:
