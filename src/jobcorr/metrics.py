@@ -207,7 +207,10 @@ class JobMetrics(Collector):
         lock = self._lock
         lock.acquire()  # not `with`, nor max() below: on the cold path of a run 50 ms after
         try:  # the previous one, their lookups cost more than the updates they guard
-            state = self._state(run.job)
+            try:  # a subscript, not a call of _state: cheaper on a cold path
+                state = self._jobs[run.job]
+            except KeyError:  # a run another process reported, or a job forgotten meanwhile
+                state = self._state(run.job)
             self._active.discard(run)
             state.executions += 1
             state.last_seen = ended_at
