@@ -207,6 +207,21 @@ def test_two_jobs_stacking_are_two_spikes_each_with_its_job_and_the_real_peak() 
     assert "memory spiked to 62" in second.conclusion  # 620 MB, not the step's first sample
 
 
+def scraped_memory(steps: dict[int, float], samples: int = 40) -> Series:
+    """300 MB scraped every 30 s, with `steps` (scrape index: change from there on)."""
+    values = 300 * MB + np.random.default_rng(11).normal(0, 0.5 * MB, samples)
+    for index, change in steps.items():
+        values[index:] += change
+    return Series(np.arange(samples) * 30.0, values)
+
+
+def test_two_steps_two_scrapes_apart_at_a_30_s_scrape_are_two_spikes() -> None:
+    # A minute of flat memory between them, as scraped every 30 s.
+    memory = scraped_memory({30: 150 * MB, 33: 100 * MB})
+    spikes = find_spikes(memory, "memory", SpikeSettings(min_rise=32 * MB))
+    assert [s.rise_start for s in spikes] == [29 * 30.0, 32 * 30.0]
+
+
 def test_two_jobs_that_always_run_together_are_named_together() -> None:
     timeline, memory = MemoryTimeline(), quiet_memory()
     for start in range(20, 480, 40):

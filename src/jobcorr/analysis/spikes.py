@@ -53,9 +53,10 @@ STEP_NOISE = 0.05
 MIN_STEPS_HIGH = 1.5
 """A spike is high for more than one sampling step (from its first high sample to the
 sample after its last): one regular sample is noise; one reading after a stall is not."""
-MIN_PLATEAU_SAMPLES = 3
+MIN_PLATEAU_SAMPLES = 2
 """Rises separated by less than this many sampling steps of flat time are one rise (time,
-not samples: a stalled recorder takes fewer samples of the same plateau)."""
+not samples: a stalled recorder takes fewer samples of the same plateau). Two: at a 30 s
+scrape, two jobs' steps 100 s apart leave a minute of flat memory between them."""
 
 
 @dataclass(frozen=True)
