@@ -6,7 +6,7 @@ as tests/test_scenarios.py scores it (tests/scenarios/scoring.py).
 Targets: Prometheus (and VictoriaMetrics) at 15 s right in at least 90% of the questions;
 at 30 s at most 2% wrong, falsely blamed or missed (abstaining is allowed, blaming is
 not); no engine names a job the embedded answer does not (DESIGN.md, principle 5).
-`make test-slow` runs this (about 20 minutes); `make test` leaves it out.
+`make test-fleet` runs this (about 27 minutes); `make test` leaves it out.
 """
 
 from __future__ import annotations

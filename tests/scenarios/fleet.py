@@ -33,9 +33,11 @@ SAMPLING = 1.0
 """The recorder's interval in production (the catalog's 0.1 s is its tenfold compression)."""
 TIME_KEYS = frozenset({"start", "length", "spike_at", "duration"})
 """The catalog's fields that hold seconds; `scaled` stretches exactly these."""
-STAGGER = 3.0
-"""Seconds between consecutive scenarios' schedules: spreads the 256 MB spikes and the
-CPU burners over a few minutes instead of piling them up in one."""
+STAGGER = 15.0
+"""Seconds between consecutive scenarios' schedules. The CPU scenarios, one in five of the
+schedule, spike 75 s apart, so at most two or three of their 150 s burners share the two
+cores: 41 processes whose eight burners all spiked within two minutes got 0.2-0.4 of a
+core each, under the detection's floor. A fleet's services do not share two cores."""
 LEAD = 60.0
 """Seconds from launching the processes to the first schedule: ~40 interpreters start on
 two busy cores, and the engines must be scraping before the first job runs."""
