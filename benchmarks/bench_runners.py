@@ -148,14 +148,6 @@ def bench_celery(tasks: int, rounds: int) -> None:
 
 
 # --- 2. track() on spaced runs -----------------------------------------------------------
-#
-# Each round starts two processes, one per arm, that run at the same time on one schedule:
-# one arm runs every SPACING_SECONDS from t0, the other every SPACING_SECONDS from
-# t0 + SPACING / 2, and the arms swap these slots from one round to the next. Each run
-# follows its own ~50 ms sleep (cold caches, as in a service whose jobs are spaced), the
-# two arms' runs alternate 25 ms apart, so a change of load on the machine reaches both
-# alike; and the bare arm's process has no RSS sampler at all, so nothing track() started
-# (the sampler's ticks, its /proc reads) can run during, or be charged to, a bare run.
 
 
 def spaced_arm(arm: str, runs: int) -> None:
@@ -236,6 +228,21 @@ def spaced_round(runs: int, first: str, control: bool) -> dict[str, dict[str, An
 
 
 def bench_spaced(runs: int, rounds: int, control: bool = False) -> None:
+    """`track()` against bare prometheus_client on runs 50 ms apart; per round, the ratio of
+    the two arms' median wall time on the run's path.
+
+    Each round starts two processes, one per arm, that run at the same time on one schedule:
+    one arm runs every SPACING_SECONDS from t0, the other every SPACING_SECONDS from
+    t0 + SPACING / 2, and the arms swap these slots from one round to the next. Each run
+    follows its own sleep, so its caches are as cold as in a service whose jobs are 50 ms
+    apart; the two arms' runs alternate 25 ms apart, so a change of load on the machine
+    reaches both alike; and the bare arm's process has no RSS sampler at all, so nothing
+    track() started (the sampler's ticks, its /proc reads) runs in it or is timed as part
+    of a bare run. (Alternating the arms inside one process would put 100 ms between an
+    arm's own runs, and keep the sampler ticking in the baseline's process.) A slot reached
+    too late (the process was descheduled) is skipped rather than run after a short sleep.
+    `control` runs the bare path in both processes: an A/A test of the method.
+    """
     what = "bare (control, A/A)" if control else "track()"
     wall_ratios, cpu_ratios = [], []
     for index in range(rounds):
