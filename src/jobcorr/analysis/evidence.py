@@ -194,9 +194,9 @@ def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, flo
     the series, where the regression on the series' excess blurs jobs that overlap
     between two scrapes. Only jobs with MIN_HISTORY_RUNS runs that recorded their own
     memory are measured."""
-    starts = [run for job_runs in runs.values() for run in _processing(job_runs)]
+    processing = {job: _processing(job_runs) for job, job_runs in runs.items()}
     observed = [
-        (rise, run) for run in starts
+        (rise, run) for job_runs in processing.values() for run in job_runs
         if run.end is not None and run.end < before and (rise := own_rise(run)) is not None
     ]  # fmt: skip
     measured = sorted(
@@ -204,15 +204,11 @@ def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, flo
     )
     if not measured:
         return {}
-    columns = {job: index for index, job in enumerate(measured)}
-    design = np.zeros((len(observed), len(measured)))
-    for row, (_, run) in enumerate(observed):
-        for other in starts:
-            if other.job in columns and _began_within(other, run):
-                design[row, columns[other.job]] += 1
+    rows = [run for _, run in observed]
+    design = np.column_stack([_began_within(rows, processing[job]) for job in measured])
     rises = np.array([rise for rise, _ in observed], dtype=np.float64)
     solution, *_ = np.linalg.lstsq(design, rises, rcond=None)
-    return {job: float(solution[columns[job]]) for job in measured}
+    return dict(zip(measured, solution.tolist(), strict=True))
 
 
 def _processing(runs: list[RunSpan]) -> list[RunSpan]:
@@ -221,11 +217,23 @@ def _processing(runs: list[RunSpan]) -> list[RunSpan]:
     return [run for run in runs if run.volumes] or runs
 
 
-def _began_within(other: RunSpan, run: RunSpan) -> bool:
-    """Whether `other` began while `run` went, in the same process where both say which."""
-    same_process = other.pid is None or run.pid is None or other.pid == run.pid
-    end = run.end if run.end is not None else np.inf
-    return same_process and run.start <= other.start <= end
+def _began_within(rows: list[RunSpan], others: list[RunSpan]) -> FloatArray:
+    """For each finished run of `rows`, how many of `others` began while it went, in its
+    own process where both say which (a run of unknown process counts everywhere)."""
+    lo = np.array([run.start for run in rows])
+    hi = np.array([run.end for run in rows], dtype=np.float64)
+    pids = np.array([-1 if run.pid is None else run.pid for run in rows])
+    other_pids = np.array([-1 if run.pid is None else run.pid for run in others])
+    other_starts = np.array([run.start for run in others], dtype=np.float64)
+    counts = np.zeros(len(rows))
+    for pid in np.unique(pids):
+        mine = pids == pid
+        pool = np.sort(other_starts if pid == -1 else
+                       other_starts[(other_pids == pid) | (other_pids == -1)])  # fmt: skip
+        counts[mine] = np.searchsorted(pool, hi[mine], "right") - np.searchsorted(
+            pool, lo[mine], "left"
+        )
+    return counts
 
 
 def _during(times: FloatArray, runs: list[RunSpan], now: float) -> npt.NDArray[np.bool_]:
