@@ -257,7 +257,8 @@ def bench_spaced(runs: int, rounds: int, control: bool = False) -> None:
     print(f"{what} every {SPACING_SECONDS * 1000:.0f} ms vs bare prometheus_client, two processes "
           f"at once, {runs} slots x {rounds} rounds:")  # fmt: skip
     print(f"  wall on the run's path:     {_range(wall_ratios, '.2f')}  (target <= 1.5)")
-    print(f"  process CPU per run:        {_range(cpu_ratios, '.2f')}  (sampler thread included)")
+    cpu_note = "" if control else "  (sampler thread included)"
+    print(f"  process CPU per run:        {_range(cpu_ratios, '.2f')}{cpu_note}")
 
 
 # --- 3. the lean core --------------------------------------------------------------------
