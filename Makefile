@@ -42,7 +42,6 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow --tb=short
 
 # The ground truth scraped live by Prometheus (15 s, 30 s) and VictoriaMetrics: ~27 min.
-# Not in CI yet: its accuracy targets are not met (README, "The fleet path").
 test-fleet: setup
 	$(PY) -m pytest -q -m fleet --tb=short
 
