@@ -53,6 +53,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 
 from bench_explain import build
+from jobcorr import processes
 from jobcorr.analysis import survey
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.store import Store
@@ -215,10 +216,7 @@ def fmt(samples: list[float]) -> str:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    return _usage(pid).rss_bytes / 2**20
 
 
 @dataclass
@@ -243,32 +241,20 @@ class Phase:
         return statistics.median(self.rss)
 
 
-def stat(pid: int) -> list[str]:
-    """/proc/PID/stat's fields after the command: state, ppid, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int(stat(int(entry.name))[1]) == pid:
-                found.append(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return found
-
-
 def cpu_now(service: int) -> dict[str, float]:
-    def cpu_seconds(pid: int) -> float:
-        fields = stat(pid)
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
+    """CPU seconds so far: the service, its dashboard (its children), this process."""
     return {
-        "service": cpu_seconds(service),
-        "dashboard": sum(cpu_seconds(child) for child in children(service)),
+        "service": _usage(service).cpu_seconds,
+        "dashboard": sum(child.cpu_seconds for child in processes.children(service)),
         "clients": time.process_time(),
     }
+
+
+def _usage(pid: int) -> processes.Usage:
+    found = processes.usage(pid)
+    if found is None:
+        raise SystemExit(f"process {pid} ended during the benchmark")
+    return found
 
 
 def plan(cycles: int) -> list[str]:
