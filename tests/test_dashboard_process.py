@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from jobcorr.errors import JobcorrError
+from jobcorr.processes import alive, children
 from jobcorr.store import Store
 from jobcorr.web.process import DashboardProcess
 from jobcorr.web.server import check_bindable
@@ -32,21 +33,6 @@ OUTLIVES = 3.0
 dashboard bound to that thread (Linux's parent-death signal is) would be gone by then."""
 
 
-def stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat's fields after the command (state, ppid, ...), or None once nothing is
-    left of the process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def gone(pid: int) -> bool:
-    fields = stat(pid)
-    return fields is None or fields[0] == "Z"  # a zombie holds no port and runs nothing
-
-
 def free(port: int) -> bool:
     try:
         check_bindable("127.0.0.1", port)
@@ -57,16 +43,13 @@ def free(port: int) -> bool:
 
 def dashboard_child(parent: int) -> int | None:
     """The pid of the `jobcorr dashboard` process whose parent is `parent`, if any."""
-    for entry in Path("/proc").iterdir():
-        fields = stat(int(entry.name)) if entry.name.isdigit() else None
-        if fields is None or int(fields[1]) != parent:
-            continue
+    for child in children(parent):
         try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            command = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError):
             continue
         if b"dashboard" in command and b"--parent-pid" in command:
-            return int(entry.name)
+            return child.pid
     return None
 
 
@@ -96,10 +79,10 @@ def test_kill_9_of_the_service_takes_its_dashboard_and_frees_the_port(tmp_path: 
     try:
         service.kill()
         service.wait(60)
-        wait_for(lambda: gone(child), "the orphaned dashboard to end", ORPHAN_GONE, 0.1)
+        wait_for(lambda: not alive(child), "the orphaned dashboard to end", ORPHAN_GONE, 0.1)
         wait_for(lambda: free(port), "the dashboard's port to be free", ORPHAN_GONE, 0.1)
     finally:
-        if not gone(child):
+        if alive(child):
             os.kill(child, signal.SIGKILL)
         service.communicate(timeout=60)  # the orphan held the service's stderr open too
 
@@ -111,7 +94,7 @@ def test_sigterm_stops_the_service_and_its_dashboard_cleanly(tmp_path: Path) -> 
     assert service.returncode in (0, -signal.SIGTERM), err[-2000:]
     assert "Traceback" not in err
     # The service waits for its dashboard before it exits: both are gone now.
-    assert gone(child)
+    assert not alive(child)  # a zombie (alive says no) holds no port
     assert free(port)
 
 
@@ -130,7 +113,7 @@ def test_a_dashboard_outlives_the_thread_that_started_it(tmp_path: Path) -> None
     try:
         assert dashboard.pid is not None
         time.sleep(OUTLIVES)
-        assert not gone(dashboard.pid)
+        assert alive(dashboard.pid)
         assert httpx.get(f"{dashboard.url}/api/openapi.json", timeout=30).status_code == 200
     finally:
         dashboard.stop()
