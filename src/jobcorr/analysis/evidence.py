@@ -7,6 +7,7 @@ above 1 the evidence speaks for the job, below 1 against it, 1 says nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,18 +196,16 @@ def rise_effects(runs: dict[str, list[RunSpan]], before: float) -> dict[str, flo
     between two scrapes. Only jobs with MIN_HISTORY_RUNS runs that recorded their own
     memory are measured."""
     processing = {job: _processing(job_runs) for job, job_runs in runs.items()}
-    observed = [
-        (rise, run) for job_runs in processing.values() for run in job_runs
-        if run.end is not None and run.end < before and (rise := own_rise(run)) is not None
+    rows = [
+        run for job_runs in processing.values() for run in job_runs
+        if run.end is not None and run.end < before and own_rise(run) is not None
     ]  # fmt: skip
-    measured = sorted(
-        job for job in runs if sum(run.job == job for _, run in observed) >= MIN_HISTORY_RUNS
-    )
+    per_job = Counter(run.job for run in rows)
+    measured = sorted(job for job, count in per_job.items() if count >= MIN_HISTORY_RUNS)
     if not measured:
         return {}
-    rows = [run for _, run in observed]
     design = np.column_stack([_began_within(rows, processing[job]) for job in measured])
-    rises = np.array([rise for rise, _ in observed], dtype=np.float64)
+    rises = np.array([own_rise(run) for run in rows], dtype=np.float64)
     solution, *_ = np.linalg.lstsq(design, rises, rcond=None)
     return dict(zip(measured, solution.tolist(), strict=True))
 
