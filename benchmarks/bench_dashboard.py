@@ -12,17 +12,16 @@ and what eight dashboard clients cost the service being watched.
    first idle moment of the main thread (requestIdleCallback) once the spike markers are
    drawn too (the uPlot page asks for them after its first chart).
 3. `bf42-stats serve` on a store pre-filled with that day: stats_collection run time and the
-   service's RSS while eight clients load the 24 h panels (each opened through the service,
-   which redirects it to the dashboard's own process, as a browser is), against idle. The
-   phases alternate, 30 s each: idle, clients, idle, control, idle, clients, ... idle, where
-   a control phase is a clients phase with no client. Each clients or control phase is
-   compared with the mean of its two idle neighbours (per-phase medians), so the service's
-   own drift cancels; prints, for the clients and for the control, the median over phases
-   of the latency ratio and the RSS growth, with their ranges: the control's spread is the
-   method's noise band. `--control` runs every phase without a client.
+   service's RSS while eight clients ask for the 24 h panels without pause, against no
+   client. Rounds of three 12 s phases, in a new random order each round: clients, idle,
+   and control (no client either: its ratio to idle is the method's noise band). Each
+   round's clients and control phases are compared with that round's idle phase, so the
+   service's own drift (its world's players, its store's growth) cancels; prints the
+   median over rounds of the latency ratio and the RSS growth, with the middle half and
+   the range.
 
-    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 30]
-        [--cycles 4] [--control] [--service-only]
+    python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 12]
+        [--rounds 25] [--settle 150] [--service-only]
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -74,9 +74,16 @@ halves, which made the control arm of the older idle, loaded, loaded, idle phase
 slowdown (benchmarks/RESULTS.md)."""
 STATS_INTERVAL = 3.0
 """stats_collection's interval at --speed 10 (30 s / 10)."""
-PHASE_SECONDS = 30.0
-"""Ten stats_collection, five clickhouse_sync and one gamification run at --speed 10 (every
-3, 6 and 30 s): every phase holds the same mix of the service's jobs."""
+PHASE_SECONDS = 12.0
+"""Four stats_collection runs at --speed 10 (every 3 s): short phases, so that a round of
+the three arms spans 36 s and a run's rounds follow the service's slow changes closely;
+the runs of clickhouse_sync (every 6 s) and gamification (every 30 s) fall on the arms
+alike in random order."""
+ARMS = ("clients", "idle", "control")
+ROUNDS = 25
+"""25 rounds of three 12 s phases: 15 minutes, 100 stats_collection runs per arm."""
+CLIENT_POLL_SECONDS = 0.2
+"""How often an idle client checks whether its phase has begun."""
 WEB = "src/jobcorr/web/"
 OLD_FILES = tuple(
     WEB + name
@@ -221,16 +228,17 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Phase:
-    """One phase of the service part: `kind` is idle, clients (the clients load the panels)
-    or control (a clients phase without them); its RSS readings and stats_collection runs."""
+    """One phase of the service part, of one arm: clients (the clients ask for the panels),
+    idle (no client) or control (no client either: an idle arm under another name, so its
+    ratio to idle is the method's noise band); its RSS readings and stats_collection runs."""
 
-    kind: str
+    round: int
+    arm: str
     start: float
     end: float
     load: float
     rss: list[float] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
-    served: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds over the phase: the service, its dashboard, this process (the clients)."""
 
@@ -257,44 +265,58 @@ def _usage(pid: int) -> processes.Usage:
     return found
 
 
-def plan(cycles: int) -> list[str]:
-    """idle, clients, idle, control, ... idle: each clients and control phase between two
-    idle ones, so that it is compared with its neighbours and the service's drift cancels."""
-    return [kind for _ in range(cycles) for kind in ("idle", "clients", "idle", "control")] + [
-        "idle"
-    ]
+class Clients:
+    """`count` clients, each opened once through the service (which redirects it to its
+    dashboard's process, as a browser is), asking for the 24 h panels again and again
+    while `asking` is set. A request in flight when a phase ends finishes in the next."""
 
+    def __init__(self, url: str, count: int) -> None:
+        self.asking, self._stop = threading.Event(), threading.Event()
+        self.answers = 0
+        self._threads = [threading.Thread(target=self._ask, args=(url,)) for _ in range(count)]
+        for thread in self._threads:
+            thread.start()
 
-def load(url: str, stop: threading.Event, served: list[int]) -> None:
-    """One client: open the page through the service, then ask the dashboard's process for
-    the 24 h panels again and again, as the page's refreshes do."""
-    with httpx.Client(timeout=120, follow_redirects=True) as client:
-        dashboard = client.get(f"{url}/").url.copy_with(path="/api/panels")
-        while not stop.is_set():
-            client.get(dashboard, params={"from": "-24h", "width": "1400"})
-            served.append(1)
+    def _ask(self, url: str) -> None:
+        with httpx.Client(timeout=120, follow_redirects=True) as client:
+            panels = client.get(f"{url}/").url.copy_with(path="/api/panels")
+            while not self._stop.is_set():
+                if self.asking.wait(CLIENT_POLL_SECONDS):
+                    client.get(panels, params={"from": "-24h", "width": "1400"})
+                    self.answers += 1
 
-
-def run_phase(phase: Phase, url: str, pid: int, clients: int) -> None:
-    """Wait for the phase's start, then read the service's RSS each second until its end,
-    `clients` clients loading the panels meanwhile."""
-    time.sleep(max(0.0, phase.start - time.time()))
-    stop, served = threading.Event(), []
-    threads = [threading.Thread(target=load, args=(url, stop, served)) for _ in range(clients)]
-    before = cpu_now(pid)
-    for thread in threads:
-        thread.start()
-    try:
-        reading = phase.start
-        while reading < phase.end:
-            phase.rss.append(rss_mb(pid))
-            reading += 1
-            time.sleep(max(0.0, reading - time.time()))
-    finally:
-        stop.set()
-        for thread in threads:
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
             thread.join()
-    phase.served = len(served)
+
+
+def plan(rounds: int, start: float, seconds: float, rng: random.Random) -> list[Phase]:
+    """`rounds` rounds of one phase per arm, in a new random order each round: a drift of
+    the service, of its world or of the machine falls on every arm alike."""
+    phases = []
+    for number in range(rounds):
+        for arm in rng.sample(ARMS, len(ARMS)):
+            begin = start + len(phases) * seconds
+            phases.append(Phase(number, arm, begin, begin + seconds, 0.0))
+    return phases
+
+
+def run_phase(phase: Phase, clients: Clients, pid: int) -> None:
+    """Wait for the phase's start, then read the service's RSS each second until its end,
+    the clients asking meanwhile if it is theirs."""
+    time.sleep(max(0.0, phase.start - time.time()))
+    phase.load = os.getloadavg()[0]
+    before = cpu_now(pid)
+    if phase.arm == "clients":
+        clients.asking.set()
+    else:
+        clients.asking.clear()
+    reading = phase.start
+    while reading < phase.end:
+        phase.rss.append(rss_mb(pid))
+        reading += 1
+        time.sleep(max(0.0, reading - time.time()))
     phase.cpu = {name: value - before[name] for name, value in cpu_now(pid).items()}
 
 
@@ -326,22 +348,22 @@ def attach_runs(phases: list[Phase], store: Path) -> None:
         ]
 
 
-def against_neighbours(phases: list[Phase], kind: str) -> tuple[list[float], list[float]]:
-    """For each phase of `kind`: its stats_collection median over the mean of its two idle
-    neighbours' (a ratio), and its RSS median minus theirs (MB)."""
+def against_idle(phases: list[Phase], arm: str) -> tuple[list[float], list[float]]:
+    """Per round: the arm's stats_collection median over the idle phase's (a ratio), and its
+    RSS median minus the idle phase's (MB)."""
+    by_round: dict[int, dict[str, Phase]] = {}
+    for phase in phases:
+        by_round.setdefault(phase.round, {})[phase.arm] = phase
     ratios, growths = [], []
-    for index, phase in enumerate(phases):
-        if phase.kind != kind:
-            continue
-        before, after = phases[index - 1], phases[index + 1]
-        ratios.append(phase.latency() / ((before.latency() + after.latency()) / 2))
-        growths.append(phase.memory() - (before.memory() + after.memory()) / 2)
+    for arms in by_round.values():
+        mine, idle = arms[arm], arms["idle"]
+        if mine.runs and idle.runs:
+            ratios.append(mine.latency() / idle.latency())
+        growths.append(mine.memory() - idle.memory())
     return ratios, growths
 
 
-def observer_cost(
-    store_template: Path, seconds: float, cycles: int, clients: int, settle: float
-) -> None:
+def observer_cost(store_template: Path, seconds: float, rounds: int, settle: float) -> None:
     with tempfile.TemporaryDirectory() as data:
         store = Path(data) / "jobcorr.sqlite3"
         shutil.copy(store_template, store)
@@ -351,48 +373,57 @@ def observer_cost(
              "--port", str(port), "--data-dir", data],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
         try:
             time.sleep(settle)
-            start = first_boundary(store, STATS_INTERVAL)
-            phases = []
-            for index, kind in enumerate(plan(cycles)):
-                begin = start + index * seconds
-                phase = Phase(kind, begin, begin + seconds, os.getloadavg()[0])
-                run_phase(phase, url, service.pid, clients if kind == "clients" else 0)
-                phases.append(phase)
+            clients = Clients(f"http://127.0.0.1:{port}", CLIENTS)
+            try:
+                start = first_boundary(store, STATS_INTERVAL)
+                phases = plan(rounds, start, seconds, random.Random())
+                for phase in phases:
+                    run_phase(phase, clients, service.pid)
+                clients.asking.clear()
+            finally:
+                clients.close()
             time.sleep(2 * STATS_INTERVAL)  # the last phase's last run is recorded
             attach_runs(phases, store)
         finally:
             service.send_signal(signal.SIGTERM)
             service.wait(120)
-    report(phases, clients)
+    report(phases, clients.answers)
 
 
-def report(phases: list[Phase], clients: int) -> None:
-    print("phase    load  answers  stats_collection runs, median ms  RSS median MB"
-          "  CPU s: service dashboard clients")  # fmt: skip
-    for phase in phases:
-        cpu = "".join(f"{phase.cpu[name]:8.1f}" for name in ("service", "dashboard", "clients"))
-        print(f"{phase.kind:8s} {phase.load:5.1f} {phase.served:8d}  {len(phase.runs):4d} "
-              f"{phase.latency() * 1000:8.1f}  {phase.memory():26.1f}  {cpu}")  # fmt: skip
-    idle = [p for p in phases if p.kind == "idle"]
-    for kind, label in (("clients", f"{clients} clients"), ("control", "control (none)")):
-        ratios, growths = against_neighbours(phases, kind)
-        print(
-            f"{label:15s} against its idle neighbours: stats_collection ratio "
-            f"{spread(ratios, '.2f')}; RSS growth {spread(growths, '+.1f')} MB"
-        )
+def report(phases: list[Phase], answers: int) -> None:
+    loads = [phase.load for phase in phases]
+    seconds = phases[0].end - phases[0].start
     print(
-        f"RSS from the first idle phase to the last: {idle[-1].memory() - idle[0].memory():+.1f} MB"
+        f"{len(phases)} phases of {seconds:.0f} s, load average {min(loads):.1f}-"
+        f"{max(loads):.1f}, {answers} answers to the clients"
     )
+    print("arm       runs  median ms   RSS median MB   CPU s per phase: service dashboard clients")
+    for arm in ARMS:
+        mine = [phase for phase in phases if phase.arm == arm]
+        runs = [run for phase in mine for run in phase.runs]
+        rss = [reading for phase in mine for reading in phase.rss]
+        cpu = "".join(
+            f"{statistics.mean(phase.cpu[name] for phase in mine):10.2f}"
+            for name in ("service", "dashboard", "clients")
+        )
+        print(f"{arm:8s} {len(runs):5d} {statistics.median(runs) * 1000:10.1f}"
+              f" {statistics.median(rss):15.1f}   {cpu}")  # fmt: skip
+    for arm, label in (("clients", f"{CLIENTS} clients"), ("control", "control (none)")):
+        ratios, growths = against_idle(phases, arm)
+        print(
+            f"{label:15s} against idle, per round: stats_collection ratio "
+            f"{spread(ratios, '.3f')}; RSS growth {spread(growths, '+.1f')} MB"
+        )
 
 
 def spread(values: list[float], form: str) -> str:
-    """Median over the phases, and their range."""
+    """Median over the rounds, the middle half, and the range."""
+    low, _, high = statistics.quantiles(values, n=4)
     return (
-        f"median {statistics.median(values):{form}} "
-        f"(range {min(values):{form}} to {max(values):{form}}, {len(values)} phases)"
+        f"median {statistics.median(values):{form}} (middle half {low:{form}} to {high:{form}}, "
+        f"range {min(values):{form}} to {max(values):{form}}, {len(values)} rounds)"
     )
 
 
@@ -407,15 +438,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--loads", type=int, default=5, help="page loads per page")
     parser.add_argument(
-        "--seconds", type=float, default=PHASE_SECONDS, help="per phase (keep it a multiple of 30)"
+        "--seconds", type=float, default=PHASE_SECONDS, help="per phase (a multiple of 3)"
     )
     parser.add_argument(
-        "--cycles", type=int, default=4, help="idle, clients, idle, control cycles (then idle)"
+        "--rounds", type=int, default=ROUNDS, help="rounds of clients, idle and control phases"
     )
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="seconds")
-    parser.add_argument(
-        "--control", action="store_true", help="no client in any phase (the method alone)"
-    )
     parser.add_argument(
         "--service-only", action="store_true", help="only part 3, the cost to the service"
     )
@@ -430,8 +458,7 @@ def main() -> None:
             finally:
                 server.stop()
             compare_pages(store, args.loads)
-        clients = 0 if args.control else CLIENTS
-        observer_cost(store, args.seconds, args.cycles, clients, args.settle)
+        observer_cost(store, args.seconds, args.rounds, args.settle)
 
 
 if __name__ == "__main__":
