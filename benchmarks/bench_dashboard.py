@@ -236,7 +236,8 @@ class Phase:
     arm: str
     start: float
     end: float
-    load: float
+    load: float = 0.0
+    """The load average as the phase began."""
     rss: list[float] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
@@ -272,7 +273,7 @@ class Clients:
 
     def __init__(self, url: str, count: int) -> None:
         self.asking, self._stop = threading.Event(), threading.Event()
-        self.answers = 0
+        self._answered: list[float] = []  # appended from every client's thread: atomic
         self._threads = [threading.Thread(target=self._ask, args=(url,)) for _ in range(count)]
         for thread in self._threads:
             thread.start()
@@ -283,9 +284,15 @@ class Clients:
             while not self._stop.is_set():
                 if self.asking.wait(CLIENT_POLL_SECONDS):
                     client.get(panels, params={"from": "-24h", "width": "1400"})
-                    self.answers += 1
+                    self._answered.append(time.time())
+
+    @property
+    def answers(self) -> int:
+        return len(self._answered)
 
     def close(self) -> None:
+        """Stop asking; a request in flight finishes first."""
+        self.asking.clear()
         self._stop.set()
         for thread in self._threads:
             thread.join()
@@ -298,7 +305,7 @@ def plan(rounds: int, start: float, seconds: float, rng: random.Random) -> list[
     for number in range(rounds):
         for arm in rng.sample(ARMS, len(ARMS)):
             begin = start + len(phases) * seconds
-            phases.append(Phase(number, arm, begin, begin + seconds, 0.0))
+            phases.append(Phase(number, arm, begin, begin + seconds))
     return phases
 
 
@@ -381,7 +388,6 @@ def observer_cost(store_template: Path, seconds: float, rounds: int, settle: flo
                 phases = plan(rounds, start, seconds, random.Random())
                 for phase in phases:
                     run_phase(phase, clients, service.pid)
-                clients.asking.clear()
             finally:
                 clients.close()
             time.sleep(2 * STATS_INTERVAL)  # the last phase's last run is recorded
