@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobcorr.analysis import explain, find_spikes, survey
+from jobcorr.analysis import default_settings, explain, find_spikes, survey
 from jobcorr.analysis.evidence import rise_effects, volume_fit
 from jobcorr.analysis.explain import BLAME_THRESHOLD
 from jobcorr.analysis.report import (
@@ -340,6 +340,16 @@ def test_a_planted_block_is_found_where_it_is(
     [spike] = [s for s in found if s.end >= at]
     assert at - 1 <= spike.rise_start < at and at <= spike.peak_at < at + length
     assert spike.height == pytest.approx(height, rel=0.2, abs=30 * noise)
+
+
+def test_one_high_memory_reading_is_a_spike() -> None:
+    """Memory is a level the process held, and the recorder keeps a job's peak between two
+    ticks as a reading: a catch-up that came and went is one reading high, and a spike."""
+    values = 300 * MB + np.random.default_rng(3).normal(0, 1 * MB, SECONDS)
+    values[400] += 80 * MB
+    series = Series(np.arange(SECONDS, dtype=float), values)
+    [spike] = find_spikes(series, "memory", default_settings("memory", 1.0))
+    assert spike.peak_at == 400 and spike.height == pytest.approx(80 * MB, rel=0.1)
 
 
 @settings(max_examples=40, deadline=None)

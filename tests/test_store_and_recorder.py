@@ -11,10 +11,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 import jobcorr
+from jobcorr.analysis import default_settings, find_spikes
 from jobcorr.sources.embedded import EmbeddedTimeline
 from jobcorr.store import Store, StoreError
 
@@ -57,6 +59,35 @@ def test_the_recorder_keeps_metrics_volumes_and_runs(tmp_path: Path, registry) -
     assert volume.kind == "gauge" and volume.series.at(last) == 200
     in_progress = [r for r in timeline.runs(first, last) if r.job == "clickhouse_sync"]
     assert in_progress[0].volumes == {"player_metrics": 50_000}
+
+
+def test_a_jobs_brief_peak_between_two_ticks_is_recorded_at_its_height(
+    tmp_path: Path, registry
+) -> None:
+    """The demo's incident in small: a catch-up holds 200 MB for 0.1 s between two samples
+    a second apart. The stored memory keeps its peak, and the spike is found from it."""
+    jobcorr.register_runtime_metrics(registry)
+    recorder = jobcorr.start_recorder(tmp_path / "s.sqlite3", interval=1.0, registry=registry)
+    size = 200 * 1024 * 1024
+    try:
+        time.sleep(6.5)  # a baseline of samples, and the next tick half a second away
+        with jobcorr.track("clickhouse_sync", registry=registry):
+            blob = b"y" * size
+            time.sleep(0.1)
+            del blob
+        time.sleep(2.5)
+    finally:
+        recorder.stop()
+    timeline = EmbeddedTimeline(tmp_path / "s.sqlite3")
+    first, last = timeline.bounds()
+    memory = timeline.metric("memory", first, last)
+    before = float(np.median(memory.values[:5]))
+    assert memory.values.max() - before >= size * 0.9, memory.values
+    [spike] = find_spikes(memory, "memory", default_settings("memory", timeline.resolution))
+    assert spike.peak - spike.baseline >= size * 0.9
+    [run] = timeline.runs(first, last)
+    assert run.start <= spike.peak_at <= run.end  # stamped when it was read, not at the tick
+    assert 0.9 < timeline.resolution < 1.1  # one extra reading leaves the spacing alone
 
 
 def test_rollups_and_retention(tmp_path: Path) -> None:

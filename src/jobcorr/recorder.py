@@ -4,12 +4,14 @@
     ...
     recorder.stop()
 
-What it records each tick: resident memory, the cgroup working set where there is one,
-CPU seconds of the process and of each job (`bg_job_cpu_seconds_total`, which includes
-the runs still going, read from their threads), GC collections and pauses,
-`bg_job_in_progress`, `bg_log_records_total` (by job and level), and every other counter
-and gauge of the registry (the service's volume metrics). Ticks missed while the process
-stalls are dropped, not fired back to back, so samples stay at least half an interval apart.
+What it records each tick: resident memory (and, when a job's memory rose and fell
+between two ticks, the run sampler's peak reading as a sample of its own, at the moment it
+was read), the cgroup working set where there is one, CPU seconds of the process and of each job
+(`bg_job_cpu_seconds_total`, which includes the runs still going, read from their threads),
+GC collections and pauses, `bg_job_in_progress`, `bg_log_records_total` (by job and level),
+and every other counter and gauge of the registry (the service's volume metrics). Ticks
+missed while the process stalls are dropped, not fired back to back, so samples stay at
+least half an interval apart.
 Run starts and finished runs arrive through jobcorr's run listeners. Writes are batched
 (one transaction per `flush_every` ticks); once a minute, finished minutes are rolled up
 and retention applied. Runs left 'running' by a crash are marked 'interrupted' at start.
@@ -40,7 +42,13 @@ from jobcorr.backlog import Backlog
 from jobcorr.processes import child_samples
 from jobcorr.runtime import cgroup_working_set_bytes, usable_cores
 from jobcorr.store import RAW_RETENTION_SECONDS, ROLLUP_RETENTION_SECONDS, Store
-from jobcorr.tracking import RunRecord, RunStart, add_run_listener, add_run_start_listener
+from jobcorr.tracking import (
+    RunRecord,
+    RunStart,
+    add_run_listener,
+    add_run_start_listener,
+    take_memory_peak,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +61,11 @@ RETRY_FIRST_SECONDS = 1.0
 """First retry after a failed write; doubled after each failure up to RETRY_MAX_SECONDS."""
 RETRY_MAX_SECONDS = 30.0
 """A recovered disk is noticed within half a minute, without a retry storm meanwhile."""
+BRIEF_PEAK_BYTES = 16_000_000
+"""A job's peak this far above the tick's reading (memory that came and went between two
+ticks) is kept as a memory sample of its own, at the moment the sampler read it. Half the
+analysis's smallest memory excursion worth an answer (32 MB), so none is lost; allocator
+churn below it adds no samples, which would crowd the series' regular spacing."""
 COMPACT_EVERY_SECONDS = 60.0
 """Rollups are per minute: compacting more often finds nothing new to roll up."""
 
@@ -95,6 +108,15 @@ def recorded_samples(registry: CollectorRegistry) -> Iterator[Row]:
             else:
                 continue  # the service's histograms and summaries: not volumes
             yield name, sample.labels, kind, sample.value
+
+
+def brief_peak(rows: list[Row], peak: int) -> Row | None:
+    """The resident-memory row at `peak`'s height (the highest reading the run sampler took
+    since the previous tick), when it stands BRIEF_PEAK_BYTES above this tick's reading."""
+    for name, labels, kind, value in rows:
+        if name == contract.PROCESS_RESIDENT_MEMORY:
+            return (name, labels, kind, float(peak)) if peak - value >= BRIEF_PEAK_BYTES else None
+    return None
 
 
 def host_samples() -> Iterator[tuple[str, float]]:
@@ -233,11 +255,15 @@ class Recorder:
             self._stop.wait(max(0.0, scheduled - time.monotonic()))
 
     def _tick(self, now: float) -> None:
+        peak, peak_at = take_memory_peak()  # taken first: the tick's reading is no older
         try:
             rows = self._sample()
         except Exception:  # a collector of the service failed: lose this tick, not the recorder
             _log.exception("the jobcorr recorder could not sample the registry")
             return
+        brief = brief_peak(rows, peak)
+        if brief is not None and int(peak_at * 1000) < int(now * 1000):
+            self.samples.put((int(peak_at * 1000), [brief]), 1)
         self.samples.put((int(now * 1000), rows), len(rows))
 
     def _sample(self) -> list[Row]:

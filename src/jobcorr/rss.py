@@ -29,6 +29,13 @@ every `refresh` seconds (50 ms), when it resets the peak mark: a run's first pea
 most that much time before it began. After `linger` seconds without runs the sampler
 sleeps; the next run wakes it. A run's end is the last reading during it; a run shorter
 than one tick ends at its start reading.
+
+The recorder's peak
+-------------------
+The sampler also keeps the highest reading since `take_peak` was last called, and when it
+was read. The embedded recorder takes it every tick, so a job's memory that rose and fell
+between two of its samples (a 0.4 s catch-up, say) is still recorded, at its true height
+and at the moment it was read.
 """
 
 from __future__ import annotations
@@ -147,6 +154,8 @@ class RssSampler:
         self._lock = threading.Lock()
         self._watches: set[Watch] = set()
         self._latest = 0
+        self._untaken_peak = (0, 0.0)  # (bytes, unix time read)
+        self._peak_lock = threading.Lock()  # the recorder's swap against the sampler's raise
         self._idle = True
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,6 +196,15 @@ class RssSampler:
             peak = last
         return start, peak, last
 
+    def take_peak(self) -> tuple[int, float]:
+        """The highest reading since the previous call (bytes) and when it was read (unix
+        time); (0, 0.0) when no run was going.
+
+        For one consumer (the recorder): each call starts a new interval."""
+        with self._peak_lock:
+            peak, self._untaken_peak = self._untaken_peak, (0, 0.0)
+        return peak
+
     def _wake_up(self) -> None:
         with self._lock:
             if self._thread is None:
@@ -223,6 +241,9 @@ class RssSampler:
             if watches:
                 rss, peak = reader.read()
                 self._latest = rss
+                with self._peak_lock:
+                    if peak > self._untaken_peak[0]:
+                        self._untaken_peak = (peak, time.time())
                 for watch in watches:
                     watch.rss_last = rss
                     if peak > watch.rss_peak:

@@ -310,6 +310,12 @@ def record_skipped(job: str, *, registry: CollectorRegistry | None = None) -> No
     metrics.run_skipped(metrics.admit(job))
 
 
+def take_memory_peak() -> tuple[int, float]:
+    """The highest resident memory (bytes) read while runs were going since the previous
+    call, and when (unix time); (0, 0.0) when none was. The embedded recorder's, each tick."""
+    return _sampler.take_peak()
+
+
 def announce(event: RunStart | RunRecord) -> None:
     """Hand a run that another process tracked (a pool's child) to this process's listeners."""
     listeners = _start_listeners if isinstance(event, RunStart) else _listeners
