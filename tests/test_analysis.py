@@ -107,6 +107,34 @@ def test_a_job_whose_runs_always_covered_the_guilty_ones_is_cleared_by_their_own
     assert others["cache_warm"].confidence < 0.2
 
 
+def test_a_catch_up_thirty_times_the_usual_volume_is_blamed_though_usual_runs_add_little(
+) -> None:  # fmt: skip
+    # The demo's incident: clickhouse_sync's usual runs sync ~2K rows and add ~2 MB (their
+    # own readings); after an outage one run catches up 64.5K rows in half a second and
+    # memory rises 82 MB, one reading high, then most of it is freed. Its usual runs added
+    # 2.5% of this height, but per row they predict it.
+    timeline = MemoryTimeline()
+    memory = 470 * MB + np.random.default_rng(11).normal(0, 0.3 * MB, SECONDS)
+    for start in range(20, 500, 6):
+        rows = 1_000 if start % 4 else 2_000
+        readings = (memory[start] + rows * 1_000, memory[start])  # its peak and its start
+        timeline.spans.append(RunSpan(f"sync-{start}", "clickhouse_sync", start, start + 0.3,
+                                      "success", {"player_metrics": rows}, *readings))  # fmt: skip
+        timeline.spans.append(RunSpan(f"stats-{start}", "stats_collection", start - 2.5,
+                                      start - 2.45, "success", {"servers": 20}))  # fmt: skip
+    memory[506] += 82 * MB  # the peak, kept between two ticks
+    memory[507:520] += 20 * MB  # what the allocator kept
+    timeline.spans.append(RunSpan("sync-catch-up", "clickhouse_sync", 505.6, 506.1, "success",
+                                  {"player_metrics": 64_500}, 552 * MB, 470 * MB))  # fmt: skip
+    timeline.spans.sort(key=lambda r: r.start)
+    timeline.set("memory", memory)
+    answer = explain(timeline, 506, window=30)
+    assert answer.blamed is not None and answer.blamed.job == "clickhouse_sync", answer.conclusion
+    assert answer.blamed.lift == 1.0 and answer.blamed.typical_rise is not None
+    assert answer.blamed.typical_rise < 0.1 * answer.spike.height
+    assert answer.conclusion.startswith("clickhouse_sync was processing 64K player_metrics")
+
+
 def test_runs_that_failed_before_processing_anything_do_not_water_down_the_history() -> None:
     # The demo's incident: four runs added 1 kB per row, then an outage failed sixteen runs
     # before they read a row, then the catch-up of the whole backlog.

@@ -247,6 +247,19 @@ def _during(times: FloatArray, runs: list[RunSpan], now: float) -> npt.NDArray[n
     return inside
 
 
+def volume_ratio(fit: VolumeFit | None, earlier: list[RunSpan], runs: list[RunSpan]) -> float:
+    """How many times the earlier runs' median amount of the fit's volume `runs` processed,
+    at least 1 (1 without a fit): a catch-up of thirty times the usual rows may add thirty
+    times what the usual run added. Never below 1, so a smaller run is judged as before."""
+    if fit is None:
+        return 1.0
+    usual = [r.volumes[fit.volume] for r in earlier if r.volumes.get(fit.volume, 0.0) > 0]
+    now = sum(r.volumes.get(fit.volume, 0.0) for r in runs)
+    if not usual:
+        return 1.0
+    return max(1.0, now / float(np.median(usual)))
+
+
 def lift(effect: float, height: float) -> float:
     """0..1: what the job's earlier runs added, against this spike's height."""
     if height <= 0:

@@ -257,16 +257,17 @@ def _inferred_candidates(context: _Context, running: dict[str, list[RunSpan]]) -
     for job, job_runs in suspects.items():
         earlier = [r for r in context.runs[job] if r.end is not None and r.end < context.climb[0]]
         fit = evidence.volume_fit(earlier, context.series, context.metric == "memory")
+        steepest = evidence.at_the_steepest(job_runs, context.spike, context.series,
+                                            context.tolerance, context.now)  # fmt: skip
+        scale = evidence.volume_ratio(fit, earlier, steepest)
         draft = _candidate(
             context, job, job_runs, 0.0,
             onset=evidence.onset(job_runs, context.spike, context.series, context.tolerance,
                                  context.now),
-            lift=evidence.lift(effects[job], height)
+            lift=evidence.lift(effects[job] * scale, height)
             if job in effects and len(earlier) >= evidence.MIN_HISTORY_RUNS else None,
             typical_rise=effects.get(job), fit=fit,
-            agreement=evidence.agreement(fit, evidence.at_the_steepest(
-                job_runs, context.spike, context.series, context.tolerance, context.now
-            ), height)
+            agreement=evidence.agreement(fit, steepest, height)
             if context.metric == "memory" else None,
         )  # fmt: skip
         drafts.append(draft)
