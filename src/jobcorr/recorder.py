@@ -262,8 +262,9 @@ class Recorder:
             _log.exception("the jobcorr recorder could not sample the registry")
             return
         brief = brief_peak(rows, peak)
-        if brief is not None and int(peak_at * 1000) != int(now * 1000):  # (read since `now`
-            self.samples.put((int(peak_at * 1000), [brief]), 1)  # too: stamped when it was)
+        # Stamped when it was read, which may be just after `now` (the tick's own stamp).
+        if brief is not None and int(peak_at * 1000) != int(now * 1000):
+            self.samples.put((int(peak_at * 1000), [brief]), 1)
         self.samples.put((int(now * 1000), rows), len(rows))
 
     def _sample(self) -> list[Row]:
