@@ -254,10 +254,10 @@ def volume_ratio(fit: VolumeFit | None, earlier: list[RunSpan], runs: list[RunSp
     if fit is None:
         return 1.0
     usual = [r.volumes[fit.volume] for r in earlier if r.volumes.get(fit.volume, 0.0) > 0]
-    now = sum(r.volumes.get(fit.volume, 0.0) for r in runs)
     if not usual:
         return 1.0
-    return max(1.0, now / float(np.median(usual)))
+    processed = sum(r.volumes.get(fit.volume, 0.0) for r in runs)
+    return max(1.0, processed / float(np.median(usual)))
 
 
 def lift(effect: float, height: float) -> float:

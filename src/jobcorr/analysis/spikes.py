@@ -50,12 +50,12 @@ STEP_SHARE = 0.25
 the whole climb: two jobs adding memory a few seconds apart are two spikes."""
 STEP_NOISE = 0.05
 """Sample-to-sample increases below this share of the climb are flat, not climbing."""
-MIN_STEPS_HIGH = 1.5
-"""A rate's spike (CPU, logs, GC) is high for more than one sampling step (from its first
-high sample to the sample after its last): one regular sample is noise; one reading after
-a stall is not. Memory needs one reading: it is a level the process really held, not a
-rate's jitter (the embedded recorder keeps a job's peak between two ticks as a reading of
-its own: a catch-up that came and went in 0.4 s is one reading high)."""
+MIN_STEPS_HIGH: dict[Metric, float] = {"memory": 0.0, "cpu": 1.5, "logs": 1.5, "gc": 1.5}
+"""How long a spike is high, in sampling steps (from its first high sample to the sample
+after its last). A rate's (CPU, logs, GC) for more than one step: one regular sample is
+noise; one reading after a stall is not. Memory's for one reading: it is a level the
+process really held, not a rate's jitter (the embedded recorder keeps a job's peak between
+two ticks as a reading of its own: a catch-up that came and went in 0.4 s is one reading)."""
 MIN_PLATEAU_SAMPLES = 2
 """Rises separated by less than this many sampling steps of flat time are one rise (time,
 not samples: a stalled recorder takes fewer samples of the same plateau). Two: at a 30 s
@@ -107,7 +107,7 @@ def default_settings(metric: Metric, resolution: float) -> SpikeSettings:
     return SpikeSettings(
         threshold=THRESHOLDS[metric],
         baseline_window=BASELINE_SAMPLES * resolution,
-        min_duration=0.0 if metric == "memory" else MIN_STEPS_HIGH * resolution,
+        min_duration=MIN_STEPS_HIGH[metric] * resolution,
         min_rise=FLOORS[metric],
         smoothing=1 if metric == "memory" else RATE_SMOOTHING,
     )
