@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 import jobcorr
+from jobcorr.contract import Metric
 from jobcorr.sources.embedded import EmbeddedTimeline
+from jobcorr.timeline import RunSpan, Series, VolumeSeries
 from jobcorr.web.app import dashboard_app
 from jobcorr.web.server import BackgroundServer
 
@@ -79,6 +83,48 @@ def test_the_default_range_fits_the_data(url: str, store: Path) -> None:
     assert panels["from"] <= first  # from the first sample...
     assert panels["to"] - panels["from"] == pytest.approx(15 * 60, abs=1)  # ...at least 15 min
     assert panels["series"]["memory"]["t"][0] == pytest.approx(first, abs=0.001)
+
+
+class CountedReads(EmbeddedTimeline):
+    """The real store, counting the reads made of it (by every thread's source)."""
+
+    reads: ClassVar[list[str]] = []
+
+    def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
+        self.reads.append(metric)
+        return super().metric(metric, start, end, step)
+
+    def volumes(self, start: float, end: float, step: float | None = None) -> list[VolumeSeries]:
+        self.reads.append("volumes")
+        return super().volumes(start, end, step)
+
+    def runs(self, start: float, end: float) -> list[RunSpan]:
+        self.reads.append("runs")
+        return super().runs(start, end)
+
+
+def test_eight_pages_asking_for_the_same_view_at_once_share_one_answer(store: Path) -> None:
+    server = BackgroundServer(dashboard_app(lambda: CountedReads(store))).start()
+    now = time.time()
+    day = {"from": str(now - 86400), "to": str(now), "width": "1400"}
+    try:
+        for path, other in (("/api/panels", {"width": "1399"}), ("/api/spikes", {"metric": "cpu"})):
+            CountedReads.reads.clear()
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda ask: get(server.url, ask, **day), [path] * 8))
+            assert [answer.status_code for answer in answers] == [200] * 8
+            assert len({answer.content for answer in answers}) == 1
+            reads = list(CountedReads.reads)
+            alone = get(server.url, path, **{**day, **other})  # another question
+            assert alone.status_code == 200 and len(CountedReads.reads) == 2 * len(reads) > 0
+        hour = {"from": str(now - 3600), "to": str(now)}
+        first = get(server.url, "/api/panels", **hour).json()
+        time.sleep(3.7)  # an hour's answer is fresh for 3.6 s
+        CountedReads.reads.clear()
+        again = get(server.url, "/api/panels", **hour).json()
+        assert again == first and "runs" in CountedReads.reads  # asked the store again
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from jobcorr.store import StoreError
 from jobcorr.timeline import Timeline
 from jobcorr.times import iso_local
 from jobcorr.web import params
+from jobcorr.web.answers import RecentAnswers
 from jobcorr.web.auth import Credentials, RequireCredentials
 from jobcorr.web.panels import build_panels, downsample, fitted_start, view_step
 from jobcorr.web.params import BadRequest
@@ -90,10 +91,20 @@ def dashboard_app(
     timeline: Callable[[], Timeline],
     *,
     credentials: Credentials | None = None,
+    answers: RecentAnswers | None = None,
 ) -> Starlette:
     """The page and API over `timeline()`, opened once per worker thread (`app.state.sources`
-    closes them; the app's lifespan does so at shutdown)."""
+    closes them; the app's lifespan does so at shutdown). The panels and spikes of a range
+    are shared by the pages that ask within a pixel's time of each other (`answers`)."""
     sources = Sources(timeline)
+    recent = RecentAnswers() if answers is None else answers
+
+    def shared(
+        key: tuple[str | int, ...], start: float, end: float, answer: Callable[[], object]
+    ) -> Response:
+        """`answer()` as JSON, or the one kept for `key` and about the same range."""
+        body = recent.get(key, start, end, lambda: bytes(JSONResponse(answer()).body))
+        return Response(body, media_type="application/json")
 
     def endpoint(handler: Handler) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
@@ -160,12 +171,18 @@ def dashboard_app(
     def spikes(request: Request, source: Timeline) -> Response:
         """
         summary: Spikes of a metric in the range, each with its most likely job.
+        description: Shared, like the panels, for 1/1000 of the range (at least 1 s).
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: metric, in: query}]
         responses: {200: {description: "{spikes: [...]}"}}
         """
         start, end = params.time_range(request.query_params)
         metric = params.metric(request.query_params)
-        return JSONResponse({"spikes": survey_to_dict(survey(source, start, end, metric=metric))})
+        return shared(
+            ("spikes", metric),
+            start,
+            end,
+            lambda: {"spikes": survey_to_dict(survey(source, start, end, metric=metric))},
+        )
 
     def explain_at(request: Request, source: Timeline) -> Response:
         """
@@ -179,7 +196,8 @@ def dashboard_app(
         """
         summary: Everything the page draws, as compact columns (times in unix seconds).
         description: Without `from`, the range fits the data (from the first sample of the
-          last day, at least 15 minutes).
+          last day, at least 15 minutes). The answer is shared by the pages that ask for the
+          same range within 1/1000 of its span (at least 1 s), so it may be that much older.
         parameters: [{name: from, in: query}, {name: to, in: query}, {name: width, in: query}]
         responses: {200: {description: "{from, to, series: {memory: {t, v}, ...}, volumes,
           runs: {id, job, start, end, status, processed}, limits}"}}
@@ -188,7 +206,10 @@ def dashboard_app(
         start, end = params.time_range(query)
         if "from" not in query:
             start = fitted_start(source, end)
-        return JSONResponse(build_panels(source, start, end, width=params.width_px(query)))
+        width = params.width_px(query)
+        return shared(
+            ("panels", width), start, end, lambda: build_panels(source, start, end, width=width)
+        )
 
     def _explanation(request: Request, source: Timeline) -> Explanation:
         query = request.query_params
