@@ -103,3 +103,9 @@ def test_at_most_capacity_answers_are_kept_the_oldest_dropped_first() -> None:
     newest = answers.get(("panels", CAPACITY), START, START + DAY, compute)
     oldest = answers.get(("panels", 0), START, START + DAY, compute)
     assert (newest, oldest) == (str(CAPACITY + 1).encode(), str(CAPACITY + 2).encode())
+
+
+def test_capacity_zero_computes_every_answer_afresh() -> None:
+    answers, compute = RecentAnswers(capacity=0, clock=Clock()), Computations()
+    asked = [answers.get(("panels",), START, START + DAY, compute) for _ in range(3)]
+    assert asked == [b"1", b"2", b"3"]

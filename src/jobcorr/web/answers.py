@@ -35,8 +35,8 @@ class _Answer:
 
 class RecentAnswers:
     """Answers about a range by key, each kept for 1/1000 of the range (at least a second)
-    after it was computed; the oldest is dropped past `capacity`. Thread-safe; a failed
-    computation keeps nothing."""
+    after it was computed; the oldest is dropped past `capacity` (0 keeps none: every answer
+    is computed afresh). Thread-safe; a failed computation keeps nothing."""
 
     def __init__(
         self, capacity: int = CAPACITY, clock: Callable[[], float] = time.monotonic
