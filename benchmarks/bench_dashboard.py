@@ -14,16 +14,16 @@ and what eight dashboard clients cost the service being watched.
    first idle moment of the main thread (requestIdleCallback) once the spike markers are
    drawn too (the uPlot page asks for them after its first chart).
 3. `bf42-stats serve` on a store pre-filled with that day: stats_collection run time and the
-   service's RSS while eight clients ask for the 24 h panels without pause, against no
-   client. Rounds of three 12 s phases, in a new random order each round: clients, idle,
-   and control (no client either: its ratio to idle is the method's noise band). Each
-   round's clients and control phases are compared with that round's idle phase, so the
-   service's own drift (its world's players, its store's growth) cancels; prints the
-   median over rounds of the latency ratio and the RSS growth, with the middle half and
-   the range.
+   service's RSS while eight clients ask for the 24 h panels, each once a second (or with
+   `--pace 0` without pause), against no client. Rounds of three 12 s phases, in a new
+   random order each round: clients, idle, and control (no client either: its ratio to
+   idle is the method's noise band). Each round's clients and control phases are compared
+   with that round's idle phase, so the service's own drift (its world's players, its
+   store's growth) cancels; prints the median over rounds of the latency ratio and the RSS
+   growth, with the middle half and the range.
 
     python benchmarks/bench_dashboard.py [--requests 20] [--loads 5] [--seconds 12]
-        [--rounds 25] [--settle 150] [--service-only]
+        [--rounds 25] [--settle 150] [--pace 1] [--service-only]
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ ROUNDS = 25
 """25 rounds of three 12 s phases: 15 minutes, 100 stats_collection runs per arm."""
 CLIENT_POLL_SECONDS = 0.2
 """How often an idle client checks whether its phase has begun."""
+CLIENT_PACE_SECONDS = 1.0
+"""Each client asks once a second, 15 times as often as an open page refreshes: the same
+load whatever an answer costs. Without pause (`--pace 0`) a cheaper answer is asked for
+again at once, so the load grows as the dashboard gets faster (benchmarks/RESULTS.md)."""
 WEB = "src/jobcorr/web/"
 OLD_FILES = tuple(
     WEB + name
@@ -277,23 +281,31 @@ def _usage(pid: int) -> processes.Usage:
 
 class Clients:
     """`count` clients, each opened once through the service (which redirects it to its
-    dashboard's process, as a browser is), asking for the 24 h panels again and again
-    while `asking` is set. A request in flight when a phase ends finishes in the next."""
+    dashboard's process, as a browser is), asking for the 24 h panels every `pace` seconds
+    (their first asks spread over one pace) while `asking` is set. A request in flight when
+    a phase ends finishes in the next."""
 
-    def __init__(self, url: str, count: int) -> None:
+    def __init__(self, url: str, count: int, pace: float) -> None:
         self.asking, self._stop = threading.Event(), threading.Event()
+        self._pace = pace
         self._answered: list[float] = []  # appended from every client's thread: atomic
-        self._threads = [threading.Thread(target=self._ask, args=(url,)) for _ in range(count)]
+        self._threads = [
+            threading.Thread(target=self._ask, args=(url, pace * index / count))
+            for index in range(count)
+        ]
         for thread in self._threads:
             thread.start()
 
-    def _ask(self, url: str) -> None:
+    def _ask(self, url: str, offset: float) -> None:
         with httpx.Client(timeout=120, follow_redirects=True) as client:
             panels = client.get(f"{url}/").url.copy_with(path="/api/panels")
+            self._stop.wait(offset)
             while not self._stop.is_set():
                 if self.asking.wait(CLIENT_POLL_SECONDS):
+                    asked = time.monotonic()
                     client.get(panels, params={"from": "-24h", "width": "1400"})
                     self._answered.append(time.time())
+                    self._stop.wait(self._pace - (time.monotonic() - asked))
 
     @property
     def answers(self) -> int:
@@ -379,7 +391,9 @@ def against_idle(phases: list[Phase], arm: str) -> tuple[list[float], list[float
     return ratios, growths
 
 
-def observer_cost(store_template: Path, seconds: float, rounds: int, settle: float) -> None:
+def observer_cost(
+    store_template: Path, seconds: float, rounds: int, settle: float, pace: float
+) -> None:
     with tempfile.TemporaryDirectory() as data:
         store = Path(data) / "jobcorr.sqlite3"
         shutil.copy(store_template, store)
@@ -391,7 +405,7 @@ def observer_cost(store_template: Path, seconds: float, rounds: int, settle: flo
         )  # fmt: skip
         try:
             time.sleep(settle)
-            clients = Clients(f"http://127.0.0.1:{port}", CLIENTS)
+            clients = Clients(f"http://127.0.0.1:{port}", CLIENTS, pace)
             try:
                 start = first_boundary(store, STATS_INTERVAL)
                 phases = plan(rounds, start, seconds, random.Random())
@@ -460,6 +474,12 @@ def main() -> None:
     )
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="seconds")
     parser.add_argument(
+        "--pace",
+        type=float,
+        default=CLIENT_PACE_SECONDS,
+        help="seconds between one client's asks (0: without pause)",
+    )
+    parser.add_argument(
         "--service-only", action="store_true", help="only part 3, the cost to the service"
     )
     args = parser.parse_args()
@@ -473,7 +493,7 @@ def main() -> None:
             finally:
                 server.stop()
             compare_pages(store, args.loads)
-        observer_cost(store, args.seconds, args.rounds, args.settle)
+        observer_cost(store, args.seconds, args.rounds, args.settle, args.pace)
 
 
 if __name__ == "__main__":
