@@ -86,9 +86,14 @@ def test_the_default_range_fits_the_data(url: str, store: Path) -> None:
 
 
 class CountedReads(EmbeddedTimeline):
-    """The real store, counting the reads made of it (by every thread's source)."""
+    """The real store, counting the reads made of it (by every thread's source), refreshes
+    (the one when it opens, too) among them."""
 
     reads: ClassVar[list[str]] = []
+
+    def refresh(self) -> None:
+        self.reads.append("refresh")
+        super().refresh()
 
     def metric(self, metric: Metric, start: float, end: float, step: float | None = None) -> Series:
         self.reads.append(metric)
@@ -123,6 +128,9 @@ def test_eight_pages_asking_for_the_same_view_at_once_share_one_answer(store: Pa
         CountedReads.reads.clear()
         again = get(server.url, "/api/panels", **hour).json()
         assert again == first and "runs" in CountedReads.reads  # asked the store again
+        CountedReads.reads.clear()
+        assert get(server.url, "/api/panels", width="1200").status_code == 200  # fitted view
+        assert CountedReads.reads.count("refresh") == 1  # read twice, refreshed once
     finally:
         server.stop()
 
